@@ -1,0 +1,83 @@
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { listFromTexts } from '../../src/lists/load-lists.js';
+import { parseListText } from '../../src/lists/parse-line.js';
+import { DomainIndex } from '../../src/match/domain-index.js';
+
+const dir = fileURLToPath(new URL('../../blocklists/', import.meta.url));
+const read = (file: string): string => readFileSync(`${dir}${file}`, 'utf8');
+
+// Class X of shared/research/tiktok-domains.md: third-party bases that appear in public TikTok lists
+// (CDNs, clouds, SDK link services, mistakes, look-alikes). No shipped rule may cover one of them.
+const THIRD_PARTY_BASES = `
+akamaized.net edgekey.net edgesuite.net akadns.net fastly.net myqcloud.com worldfcdn.com wsdvs.com
+akamaihd.net alikunlun.com alikunlun.net amazonaws.com app-measurement.com app.link baishan-cloud.net
+bitgravity.com bsgslb.cn bsgslb.com cdngslb.com cdnle.com cdntip.com cdnvideo.ru cloudcdn.net
+cloudflare.net cloudfront.net cloudglb.com dnsv1.com footprint.net googleusercontent.com gshifen.com
+jcloudcdn.com jomodns.com ks-cdn.com ks-cdn1.com ksyuncdn.com kunlunca.com kunluncan.com kunlungr.com
+kunlunhuf.com kunlunle.com kunlunpi.com kunlunsl.com onelink.me ovscdns.net srip.net tm.com.my umeng.com
+wscdns.com wsglb0.com wshifen.com zwtianshangm.com atomile.com com.localdomain dvaitas.lt rocket-cdn.com
+worldfcdn2.com 189.cn 21cn.com akamai.net aliyuncs.com amap.com appsflyersdk.com awsdns-04.co.uk
+awsdns-26.net awsdns-55.com awsdns-56.org cdn77.org cifapps.com cmbchina.com likee.video ly.lan
+numericable.fr qlivecdn.com rocket-cdnbp.com spbycdn.com splashthat.com taobao.com taobao.net
+tbsandbox.com tiktokder.com tiktokstalk.com tlivepush.com`.trim().split(/\s+/);
+
+t.test('the research list of third-party bases is complete here', async (t) => {
+  t.equal(THIRD_PARTY_BASES.length, 82);
+  t.equal(new Set(THIRD_PARTY_BASES).size, 82);
+});
+
+for (const file of ['tiktok.txt', 'bytedance.txt', 'allow-example.txt']) {
+  t.test(`${file} parses cleanly and spares every third-party base`, async (t) => {
+    const text = read(file);
+    const parsed = parseListText(text, file, 'auto');
+    t.same(parsed.rejects, [], 'no rejected lines');
+    t.same(parsed.ipRules, [], 'no IP rules');
+    t.ok(parsed.rules.length > 0);
+    t.equal(new Set(parsed.rules.map((r) => r.name)).size, parsed.rules.length, 'no duplicate rules');
+    for (const rule of parsed.rules) {
+      const covered = THIRD_PARTY_BASES.filter((base) => base === rule.name || base.endsWith(`.${rule.name}`));
+      if (covered.length > 0) t.fail(`line ${rule.line}: ${rule.name} covers third-party ${covered.join(', ')}`);
+    }
+    const index = DomainIndex.build([listFromTexts(file, [{ source: file, text }])]);
+    for (const base of THIRD_PARTY_BASES) {
+      if (index.match(base, 1) >= 0 || index.match(`unrelated-host.${base}`, 1) >= 0) t.fail(`${file} blocks ${base}`);
+    }
+    t.match(text, /^# appfence (blocklist|allow list)/, 'header says what it is');
+  });
+}
+
+t.test('tiktok.txt covers TikTok and nothing else', async (t) => {
+  const text = read('tiktok.txt');
+  const rules = parseListText(text, 'tiktok.txt', 'auto').rules;
+  t.ok(rules.every((r) => r.kind === 'subtree' && !r.exception), 'plain subtree rules only');
+  t.equal(rules.length, 54 + 7 + 13, '54 TikTok bases, 7 seen in traffic, 13 ByteDance-labelled third-party names');
+  const index = DomainIndex.build([listFromTexts('tiktok', [{ source: 'tiktok.txt', text }])]);
+  for (const name of ['www.tiktok.com', 'tiktok.com', 'api16-normal-c-useast1a.tiktokv.com', 'v16-webapp.tiktokcdn.com',
+    'useast5.tiktoklb.us', 'p16-tiktokcdn-com.akamaized.net', 'x.bytedance.map.fastly.net']) {
+    t.ok(index.match(name, 1) >= 0, `blocks ${name}`);
+  }
+  for (const name of ['tiktokder.com', 'cdn.tiktokder.com', 'akamaized.net', 'other.akamaized.net', 'example.org',
+    'nottiktok.com', 'tiktok.com.example.org', 'www.bytedance.com', 'capcut.com', 'douyin.com']) {
+    t.equal(index.match(name, 1), -1, `does not block ${name}`);
+  }
+  for (const source of ['v2fly/domain-list-community', 'blocklistproject/Lists', 'llacb47/mischosts', 'danhorton7/pihole-block-tiktok']) {
+    t.match(text, source, `header names ${source}`);
+  }
+  t.match(text, /Licence: MIT/);
+});
+
+t.test('bytedance.txt is the opt-in rest of ByteDance, without TikTok duplicates', async (t) => {
+  const tiktok = new Set(parseListText(read('tiktok.txt'), 't', 'auto').rules.map((r) => r.name));
+  const text = read('bytedance.txt');
+  const rules = parseListText(text, 'bytedance.txt', 'auto').rules;
+  t.equal(rules.length, 47 + 6 + 12 + 31);
+  t.same(rules.filter((r) => tiktok.has(r.name)).map((r) => r.name), []);
+  const index = DomainIndex.build([listFromTexts('bytedance', [{ source: 'bytedance.txt', text }])]);
+  for (const name of ['www.bytedance.com', 'log.byteoversea.com', 'www.capcut.com', 'api16-access-wf-sg.pangle.io', 'www.douyin.com']) {
+    t.ok(index.match(name, 1) >= 0, `blocks ${name}`);
+  }
+  t.equal(index.match('www.tiktok.com', 1), -1);
+  t.match(text, /Opt-in/);
+});
