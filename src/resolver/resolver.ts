@@ -1,0 +1,42 @@
+/**
+ * The one resolver shared by the DNS front end and the proxy: cache first, then the upstreams.
+ * A hit is returned synchronously (no promise on the hot path); concurrent misses for one cache key
+ * share a single upstream exchange. Every caller gets bytes for its own query (ID, RD, question case,
+ * OPT presence). Knows nothing of clients or policy: CNAME inspection happens above it, on every answer.
+ * Upstream traffic goes through our UpstreamClient, not dns2's client (libs.md §1.7).
+ */
+import { UpstreamError } from '../errors.js';
+import { readAnswer } from '../wire/answer.js';
+import type { Query } from '../wire/read.js';
+import { cacheKey, type AnswerCache, type StoredAnswer } from './cache.js';
+import type { UpstreamClient } from './upstream.js';
+
+export class Resolver {
+  private readonly inFlight = new Map<string, Promise<StoredAnswer>>();
+
+  constructor(readonly cache: AnswerCache, readonly upstream: UpstreamClient) {}
+
+  resolve(query: Buffer, q: Query): Buffer | Promise<Buffer> {
+    const hit = this.cache.get(query, q);
+    if (hit !== undefined) return hit;
+    const key = cacheKey(q);
+    let shared = this.inFlight.get(key);
+    if (shared === undefined) {
+      shared = this.fetch(query, q);
+      this.inFlight.set(key, shared);
+      const done = (): void => {
+        this.inFlight.delete(key);
+      };
+      shared.then(done, done);
+    }
+    return shared.then((stored) => this.cache.answer(stored, query, q));
+  }
+
+  private async fetch(query: Buffer, q: Query): Promise<StoredAnswer> {
+    const reply = await this.upstream.exchange(query, q);
+    const info = readAnswer(reply);
+    // An answer we cannot walk cannot be inspected for blocked CNAMEs either: never pass it on.
+    if (info === null) throw new UpstreamError('upstream', 'format', `unreadable answer for ${q.qname}`);
+    return this.cache.store(q, reply, info);
+  }
+}
