@@ -1,0 +1,71 @@
+/**
+ * `appfence check`: the decision the policy takes for a client, told in full. It runs the same
+ * identify → decide code as the DNS pipeline (Policy.explain is blockRule, verbosely).
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parse } from './args.js';
+import { configFrom } from './load.js';
+import { UsageError, ConfigError } from '../errors.js';
+import { loadLists } from '../lists/load-lists.js';
+import { Policy, type RuleInfo } from '../policy/policy.js';
+import { AccessList } from '../identity/access.js';
+import { SubnetIdentifier, type ClientIdentity } from '../identity/identify.js';
+import { CertificateIdentifier } from '../identity/certificate.js';
+import { normalizeName } from '../match/normalize.js';
+
+export async function checkCommand(args: readonly string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    config: { type: 'string', short: 'c' },
+    client: { type: 'string' },
+    cert: { type: 'string' },
+    json: { type: 'boolean' },
+  }, true);
+  if (values.client === undefined) throw new UsageError('--client IP is required');
+  if (isIP(values.client) === 0) throw new UsageError(`--client: "${values.client}" is not an IP address`);
+  if (positionals.length === 0) throw new UsageError('name at least one NAME to check');
+  const names = positionals.map((raw) => {
+    const name = normalizeName(raw);
+    if (name === null) throw new UsageError(`"${raw}" is not a domain name`);
+    return name;
+  });
+
+  const config = await configFrom(values.config);
+  const out: string[] = [];
+  if (!new AccessList(config.access.allow).allows(values.client)) {
+    process.stdout.write(`${values.client}: refused (not in access.allow); every query gets REFUSED\n`);
+    return 1;
+  }
+
+  let who: ClientIdentity = new SubnetIdentifier(config.groups).identify(values.client);
+  if (values.cert !== undefined) {
+    if (config.clientCerts === undefined) throw new ConfigError('clientCerts', 'not configured, so --cert cannot identify anything');
+    const pem = readFileSync(values.cert, 'utf8');
+    const caPems = config.clientCerts.ca.map((f) => readFileSync(f, 'utf8'));
+    const result = new CertificateIdentifier(caPems, config.groups).identifyPem(pem);
+    if (result.identity !== undefined) who = result.identity;
+    else out.push(`certificate: not used (${result.reason})`);
+  }
+
+  const lists = await loadLists(config.lists);
+  const policy = Policy.compile(config, lists);
+  const group = policy.group(who.group);
+  let blocked = false;
+  const width = Math.max(...names.map((n) => n.length));
+  for (const name of names) {
+    const e = policy.explain(group, name);
+    if (e.action === 'block') blocked = true;
+    const parts = [name.padEnd(width), e.action.toUpperCase().padEnd(5), `group=${e.group}`, `via=${who.via}`];
+    if (who.device !== undefined) parts.push(`device=${who.device}`);
+    if (e.action === 'block') parts.push(ruleText(e.rule), `answer=${e.answer}`);
+    else if (e.overridden !== null) parts.push(`allowed by ${ruleText(e.rule)} over ${ruleText(e.overridden)}`);
+    else parts.push('answer=forward');
+    out.push(parts.join('  '));
+  }
+  process.stdout.write(out.join('\n') + '\n');
+  return blocked ? 1 : 0;
+}
+
+function ruleText(r: RuleInfo | null): string {
+  return r === null ? 'rule=-' : `rule=${r.rule} list=${r.list} (${r.source}:${r.line})`;
+}

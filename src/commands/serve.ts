@@ -1,0 +1,37 @@
+/** `appfence serve`: start the runtime, SIGHUP → reload, SIGTERM/SIGINT → drain, flush, exit 0. */
+import { parse } from './args.js';
+import { configFrom } from './load.js';
+import { Runtime } from '../runtime.js';
+import { createAppLogger } from '../log/logger.js';
+
+export async function serveCommand(args: readonly string[]): Promise<number> {
+  const { values } = parse(args, { config: { type: 'string', short: 'c' } }, false);
+  const config = await configFrom(values.config);
+  const log = createAppLogger(config.log.level);
+  const runtime = await Runtime.start(config, log);
+  log.info({ config: config.source }, 'appfence started');
+
+  let reloading = false;
+  process.on('SIGHUP', () => {
+    if (reloading) return;
+    reloading = true;
+    log.info({ config: config.source }, 'reloading');
+    void runtime.reload(() => configFrom(values.config)).finally(() => (reloading = false));
+  });
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    runtime.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  return -1;
+}

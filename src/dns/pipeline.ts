@@ -1,0 +1,152 @@
+/**
+ * The DNS query path, one line per stage (aesthetics.md §5.3):
+ *   parse → access → identify → decide → sinkhole | resolve (cache → upstream) → inspect CNAMEs → reply.
+ * Transports hand in raw query bytes and a Peer; they get back raw reply bytes, null (drop), or a
+ * promise of either. Everything up to a cache hit is synchronous; only an upstream exchange awaits.
+ * The pipeline reads the current Snapshot on every query, so a reload is one reference swap.
+ */
+import type { ClientIdentity } from '../identity/identify.js';
+import type { BlockLog, LogEvent, Proto } from '../log/block-log.js';
+import type { GroupPolicy, Policy } from '../policy/policy.js';
+import type { AccessList } from '../identity/access.js';
+import type { SubnetIdentifier } from '../identity/identify.js';
+import type { Resolver } from '../resolver/resolver.js';
+import { readQuery, ParseFailure, type Query } from '../wire/read.js';
+import { errorReply, truncateForUdp, RCODE } from '../wire/write.js';
+import { readAnswer } from '../wire/answer.js';
+import { qtypeName } from '../wire/qtype.js';
+import type { AppLogger } from '../log/logger.js';
+
+export type DnsProto = Extract<Proto, 'udp' | 'tcp' | 'dot' | 'doh'>;
+
+export interface Peer {
+  readonly address: string;
+  readonly proto: DnsProto;
+  /** Set by TLS transports when the client presented a valid device certificate. */
+  readonly identity?: ClientIdentity | undefined;
+}
+
+/** Everything a query needs that a reload may replace, swapped as one reference. */
+export interface Snapshot {
+  readonly policy: Policy;
+  readonly access: AccessList;
+  readonly subnets: SubnetIdentifier;
+  readonly resolver: Resolver;
+  readonly logQueries: boolean;
+}
+
+export const QUERY_RESULTS = ['blocked', 'forwarded', 'cached', 'refused', 'formerr', 'notimp', 'servfail', 'dropped'] as const;
+export type QueryResult = (typeof QUERY_RESULTS)[number];
+const DNS_PROTOS: readonly DnsProto[] = ['udp', 'tcp', 'dot', 'doh'];
+
+/** Plain counters (no label lookups per query); metrics and tests read them. */
+export class DnsStats {
+  private readonly counts = new Float64Array(DNS_PROTOS.length * QUERY_RESULTS.length);
+  private readonly resultIndex = new Map<QueryResult, number>(QUERY_RESULTS.map((r, i) => [r, i]));
+  count(proto: DnsProto, result: QueryResult): void {
+    const i = this.slot(proto, result);
+    this.counts[i] = (this.counts[i] ?? 0) + 1;
+  }
+  get(proto: DnsProto, result: QueryResult): number {
+    return this.counts[this.slot(proto, result)] ?? 0;
+  }
+  private slot(proto: DnsProto, result: QueryResult): number {
+    return DNS_PROTOS.indexOf(proto) * QUERY_RESULTS.length + (this.resultIndex.get(result) ?? 0);
+  }
+}
+
+export class DnsPipeline {
+  snapshot: Snapshot;
+  readonly stats = new DnsStats();
+  /** Queries waiting on an upstream; shutdown drains them. */
+  inFlight = 0;
+
+  constructor(snapshot: Snapshot, private readonly blockLog: BlockLog, private readonly log: AppLogger) {
+    this.snapshot = snapshot;
+  }
+
+  handle(buf: Buffer, peer: Peer): Buffer | null | Promise<Buffer | null> {
+    const q = readQuery(buf);
+    if (typeof q === 'number') return this.malformed(buf, peer, q);
+    const s = this.snapshot;
+    if (!s.access.allows(peer.address)) {
+      this.stats.count(peer.proto, 'refused');
+      return errorReply(buf, q, RCODE.REFUSED);
+    }
+    const who = peer.identity ?? s.subnets.identify(peer.address);
+    const group = s.policy.group(who.group);
+    const ruleId = s.policy.blockRule(group, q.qname);
+    if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, ruleId, null);
+
+    const answer = s.resolver.resolve(buf, q);
+    if (Buffer.isBuffer(answer)) {
+      this.stats.count(peer.proto, 'cached');
+      return this.inspect(answer, buf, q, peer, who, group, s);
+    }
+    this.inFlight++;
+    return answer.then(
+      (bytes) => {
+        this.inFlight--;
+        this.stats.count(peer.proto, 'forwarded');
+        return this.inspect(bytes, buf, q, peer, who, group, s);
+      },
+      (err: unknown) => {
+        this.inFlight--;
+        this.stats.count(peer.proto, 'servfail');
+        this.log.warn({ err, name: q.qname, qtype: qtypeName(q.qtype) }, 'upstream failed');
+        return errorReply(buf, q, RCODE.SERVFAIL);
+      },
+    );
+  }
+
+  /** Inspection runs after the cache on purpose: a cached answer fetched for a guest is re-checked for this client. */
+  private inspect(answer: Buffer, buf: Buffer, q: Query, peer: Peer, who: ClientIdentity, group: GroupPolicy, s: Snapshot): Buffer {
+    if (group.blockMask !== 0) {
+      const info = readAnswer(answer);
+      if (info !== null) {
+        for (const target of info.aliasTargets) {
+          const ruleId = s.policy.blockRule(group, target);
+          if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, ruleId, target);
+        }
+      }
+    }
+    if (s.logQueries) this.blockLog.query(this.event(q, peer, who, group, null, 'forward'));
+    return peer.proto === 'udp' && answer.length > q.udpSize ? truncateForUdp(answer, q.udpSize) : answer;
+  }
+
+  private sinkhole(buf: Buffer, q: Query, peer: Peer, who: ClientIdentity, group: GroupPolicy, ruleId: number, cname: string | null): Buffer {
+    this.stats.count(peer.proto, 'blocked');
+    const ev = this.event(q, peer, who, group, ruleId, group.answer);
+    this.blockLog.block(cname === null ? ev : { ...ev, cname });
+    return group.sinkhole.answer(buf, q);
+  }
+
+  private event(q: Query, peer: Peer, who: ClientIdentity, group: GroupPolicy, ruleId: number | null, answer: string): LogEvent {
+    const rule = ruleId === null ? null : this.snapshot.policy.describe(ruleId);
+    return {
+      proto: peer.proto,
+      client: peer.address,
+      group: group.name,
+      via: who.via,
+      device: who.device ?? null,
+      name: q.qname,
+      qtype: qtypeName(q.qtype),
+      rule: rule?.rule ?? null,
+      list: rule?.list ?? null,
+      answer,
+    };
+  }
+
+  private malformed(buf: Buffer, peer: Peer, failure: ParseFailure): Buffer | null {
+    if (failure === ParseFailure.Drop) {
+      this.stats.count(peer.proto, 'dropped');
+      return null;
+    }
+    if (failure === ParseFailure.NotImp) {
+      this.stats.count(peer.proto, 'notimp');
+      return errorReply(buf, null, RCODE.NOTIMP);
+    }
+    this.stats.count(peer.proto, 'formerr');
+    return errorReply(buf, null, RCODE.FORMERR);
+  }
+}

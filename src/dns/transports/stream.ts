@@ -1,0 +1,69 @@
+/**
+ * RFC 7766 message framing over any byte stream (TCP now, TLS for DoT): two-byte length prefix,
+ * several queries per connection, pipelined, answered as each is ready (possibly out of order),
+ * an idle timeout, and a cap on queries in flight per connection (reading pauses at the cap).
+ * Own framing rather than dns2's TCPServer: dns2 parses each frame into a Packet and destroys the
+ * connection on a malformed one; here a malformed frame gets FORMERR and the connection lives on.
+ */
+import type { Socket } from 'node:net';
+import type { AppLogger } from '../../log/logger.js';
+import type { DnsPipeline, Peer } from '../pipeline.js';
+
+export interface StreamOptions {
+  readonly idleTimeoutMs: number;
+  readonly maxInFlight: number;
+}
+
+export function serveStream(socket: Socket, peer: Peer, pipeline: DnsPipeline, opts: StreamOptions, log: AppLogger): void {
+  let pending: Buffer | null = null;
+  let inFlight = 0;
+  let peerEnded = false;
+
+  const write = (bytes: Buffer | null): void => {
+    inFlight--;
+    if (bytes !== null && !socket.destroyed && socket.writable) {
+      const framed = Buffer.allocUnsafe(bytes.length + 2);
+      framed.writeUInt16BE(bytes.length, 0);
+      bytes.copy(framed, 2);
+      socket.write(framed);
+    }
+    if (socket.isPaused() && inFlight < opts.maxInFlight) socket.resume();
+    if (peerEnded && inFlight === 0 && !socket.destroyed) socket.end();
+  };
+
+  const dispatch = (frame: Buffer): void => {
+    inFlight++;
+    try {
+      const out = pipeline.handle(frame, peer);
+      if (out === null || Buffer.isBuffer(out)) write(out);
+      else out.then(write, (err: unknown) => {
+        log.error({ err, client: peer.address }, 'stream query failed');
+        write(null);
+      });
+    } catch (err) {
+      log.error({ err, client: peer.address }, 'stream query failed');
+      write(null);
+    }
+  };
+
+  socket.setTimeout(opts.idleTimeoutMs, () => socket.end());
+  socket.on('data', (chunk: Buffer) => {
+    const buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
+    let offset = 0;
+    while (buf.length - offset >= 2) {
+      const len = buf.readUInt16BE(offset);
+      if (buf.length - offset - 2 < len) break;
+      // frames share memory with this read's buffer, which Node never reuses
+      dispatch(buf.subarray(offset + 2, offset + 2 + len));
+      offset += 2 + len;
+    }
+    pending = offset === buf.length ? null : Buffer.from(buf.subarray(offset));
+    if (inFlight >= opts.maxInFlight) socket.pause();
+  });
+  socket.on('end', () => {
+    peerEnded = true;
+    if (inFlight === 0) socket.end();
+  });
+  // ECONNRESET and friends end this connection only.
+  socket.on('error', () => socket.destroy());
+}

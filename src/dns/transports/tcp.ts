@@ -1,0 +1,52 @@
+/** DNS over TCP: a net.Server whose connections are framed by serveStream; identity is per connection (the source address). */
+import net from 'node:net';
+import type { ListenAddress } from '../../config/types.js';
+import type { AppLogger } from '../../log/logger.js';
+import type { DnsPipeline } from '../pipeline.js';
+import { serveStream, type StreamOptions } from './stream.js';
+
+export class TcpTransport {
+  private readonly sockets = new Set<net.Socket>();
+  private constructor(private readonly server: net.Server) {}
+
+  static listen(addr: ListenAddress, pipeline: DnsPipeline, opts: StreamOptions & { maxConnections: number }, log: AppLogger): Promise<TcpTransport> {
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+    const transport = new TcpTransport(server);
+    server.on('connection', (socket) => {
+      const address = socket.remoteAddress;
+      if (address === undefined) return void socket.destroy();
+      transport.sockets.add(socket);
+      socket.once('close', () => transport.sockets.delete(socket));
+      serveStream(socket, { address, proto: 'tcp' }, pipeline, opts, log);
+    });
+    server.maxConnections = opts.maxConnections;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port: addr.port, host: addr.host, ipv6Only: net.isIPv6(addr.host) }, () => {
+        server.off('error', reject);
+        server.on('error', (err) => log.warn({ err }, 'tcp listener error'));
+        resolve(transport);
+      });
+    });
+  }
+
+  get port(): number {
+    const a = this.server.address();
+    return typeof a === 'object' && a !== null ? a.port : 0;
+  }
+
+  /** Stops accepting new connections; open ones keep being served until closeConnections(). */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  closeConnections(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  async close(): Promise<void> {
+    const stopped = this.stopAccepting();
+    this.closeConnections();
+    await stopped;
+  }
+}

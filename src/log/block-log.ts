@@ -1,0 +1,110 @@
+/**
+ * The block log: one pino JSON line per blocked query (and, with `log.queries`, per allowed one),
+ * with exactly SPEC.md's fields. Writes are buffered (sonic-boom, async) with a ceiling; when the
+ * destination cannot keep up, lines beyond the ceiling are counted rather than queued without
+ * bound, and a `{"event":"suppressed","count":N}` line says how many were lost — never silently.
+ */
+import { pino, type Logger } from 'pino';
+import type { Via } from '../identity/identify.js';
+
+export type Proto = 'udp' | 'tcp' | 'dot' | 'doh' | 'http' | 'connect';
+
+export interface LogEvent {
+  proto: Proto;
+  client: string;
+  group: string;
+  via: Via;
+  device: string | null;
+  name: string;
+  qtype?: string;
+  rule: string | null;
+  list: string | null;
+  answer: string;
+  /** For CNAME inspection: the alias target that matched the rule. */
+  cname?: string;
+}
+
+export interface BlockLogOptions {
+  /** "stdout" or a file path (appended; the folder is created). */
+  destination: string;
+  /** Buffered bytes beyond which lines are dropped and counted. */
+  maxBufferBytes?: number;
+  /** How often a pending suppressed count is reported. */
+  reportIntervalMs?: number;
+}
+
+type Destination = ReturnType<typeof pino.destination>;
+
+export class BlockLog {
+  private readonly dest: Destination;
+  private readonly logger: Logger;
+  private readonly timer: NodeJS.Timeout;
+  private suppressed = 0;
+  /** Lines handed to the destination (written or buffered), for metrics and tests. */
+  written = 0;
+  suppressedTotal = 0;
+
+  constructor(opts: BlockLogOptions) {
+    this.dest = pino.destination({
+      dest: opts.destination === 'stdout' ? 1 : opts.destination,
+      sync: false,
+      minLength: 0, // ops tail this log: write at once; under load sonic-boom batches while a write is in flight
+      maxLength: opts.maxBufferBytes ?? 4 * 1024 * 1024,
+      mkdir: true,
+    });
+    this.dest.on('drop', () => {
+      this.suppressed++;
+      this.suppressedTotal++;
+    });
+    // An unwritable file or closed pipe must not crash the resolver; it shows up as suppressed lines.
+    this.dest.on('error', () => undefined);
+    this.logger = pino(
+      // No level, pid or hostname: exactly SPEC's fields. With the level gone, `time` opens the object,
+      // so it must not carry pino's usual leading comma.
+      { base: null, timestamp: () => `"time":"${new Date().toISOString()}"`, formatters: { level: () => ({}) } },
+      this.dest,
+    );
+    this.timer = setInterval(() => this.reportSuppressed(), opts.reportIntervalMs ?? 1000);
+    this.timer.unref();
+  }
+
+  block(ev: LogEvent): void {
+    this.written++;
+    this.logger.info({ event: 'block', ...ev });
+  }
+
+  query(ev: LogEvent): void {
+    this.written++;
+    this.logger.info({ event: 'query', ...ev });
+  }
+
+  /** Reports lines lost since the last report; the report itself bypasses the ceiling so it cannot be lost too. */
+  reportSuppressed(): void {
+    if (this.suppressed === 0) return;
+    const count = this.suppressed;
+    this.suppressed = 0;
+    const line = JSON.stringify({ time: new Date().toISOString(), event: 'suppressed', count }) + '\n';
+    // sonic-boom reads `maxLength` on every write: lifting it for this one line lets the count through.
+    const ceiling = this.dest as unknown as { maxLength: number };
+    const maxLength = ceiling.maxLength;
+    ceiling.maxLength = 0;
+    this.dest.write(line);
+    ceiling.maxLength = maxLength;
+  }
+
+  /** Writes everything buffered, synchronously: used on SIGTERM before exit. */
+  flush(): void {
+    this.reportSuppressed();
+    try {
+      this.dest.flushSync();
+    } catch {
+      // nothing more can be done for a destination that refuses writes
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.flush();
+    this.dest.end();
+  }
+}

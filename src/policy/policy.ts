@@ -1,0 +1,120 @@
+/**
+ * The one policy engine both front ends ask: "may this client's group reach this name?".
+ * Compiled once per config/lists load into per-group list masks over one shared DomainIndex;
+ * at query time `blockRule` is two integer-returning index walks and allocates nothing.
+ * Allow beats block: a rule from any of the group's `allow` lists wins over every block rule.
+ */
+import type { BlockMode, Config, GroupConfig } from '../config/types.js';
+import { DomainIndex } from '../match/domain-index.js';
+import type { LoadedList } from '../lists/load-lists.js';
+import { Sinkhole } from '../wire/sinkhole.js';
+
+export interface GroupPolicy {
+  readonly name: string;
+  readonly allowMask: number;
+  readonly blockMask: number;
+  readonly mode: BlockMode;
+  /** The mode as the block log and `check` print it: null, nxdomain, refused, ip. */
+  readonly answer: string;
+  readonly sinkhole: Sinkhole;
+}
+
+export interface RuleInfo {
+  readonly rule: string;
+  readonly list: string;
+  readonly source: string;
+  readonly line: number;
+}
+
+export interface Explanation {
+  readonly name: string;
+  readonly action: 'allow' | 'block';
+  readonly group: string;
+  /** The rule that decided: the block rule, or the allow rule that overrode one. */
+  readonly rule: RuleInfo | null;
+  /** For an allow that overrode a block: the block rule that lost. */
+  readonly overridden: RuleInfo | null;
+  readonly answer: string;
+}
+
+export function answerName(mode: BlockMode): string {
+  return typeof mode === 'string' ? mode : 'ip';
+}
+
+export class Policy {
+  readonly index: DomainIndex;
+  readonly lists: readonly LoadedList[];
+  private readonly groups: Map<string, GroupPolicy>;
+  readonly defaultGroup: GroupPolicy;
+
+  private constructor(index: DomainIndex, lists: readonly LoadedList[], groups: Map<string, GroupPolicy>, def: GroupPolicy) {
+    this.index = index;
+    this.lists = lists;
+    this.groups = groups;
+    this.defaultGroup = def;
+  }
+
+  static compile(config: Config, lists: readonly LoadedList[]): Policy {
+    const index = DomainIndex.build(lists);
+    const position = new Map(lists.map((l, i) => [l.name, i] as const));
+    const maskOf = (names: readonly string[]): number => {
+      let mask = 0;
+      for (const n of names) {
+        const i = position.get(n);
+        // config validation guarantees the name exists; a miss here is a programming error
+        if (i === undefined) throw new Error(`list "${n}" was not loaded`);
+        mask |= 1 << i;
+      }
+      return mask;
+    };
+    const compileGroup = (g: GroupConfig): GroupPolicy =>
+      Object.freeze({
+        name: g.name,
+        allowMask: maskOf(g.allow),
+        blockMask: maskOf(g.block),
+        mode: g.mode,
+        answer: answerName(g.mode),
+        sinkhole: new Sinkhole(g.mode, config.dns.blockedTtl),
+      });
+    const groups = new Map<string, GroupPolicy>();
+    for (const g of config.groups) groups.set(g.name, compileGroup(g));
+    const def = compileGroup(config.default);
+    groups.set(def.name, def);
+    return new Policy(index, lists, groups, def);
+  }
+
+  group(name: string): GroupPolicy {
+    return this.groups.get(name) ?? this.defaultGroup;
+  }
+
+  /** Id of the block rule that applies, or -1 when the name is allowed. Hot path: no allocation. */
+  blockRule(group: GroupPolicy, name: string): number {
+    if (group.blockMask === 0) return -1;
+    const blockId = this.index.match(name, group.blockMask);
+    if (blockId < 0) return -1;
+    if (group.allowMask !== 0 && this.index.match(name, group.allowMask) >= 0) return -1;
+    return blockId;
+  }
+
+  describe(ruleId: number): RuleInfo {
+    const d = this.index.describe(ruleId);
+    return { rule: d.rule, list: d.listName, source: d.source, line: d.line };
+  }
+
+  /** The same decision as blockRule, told in full for `appfence check` and the logs. */
+  explain(group: GroupPolicy, name: string): Explanation {
+    const blockId = group.blockMask === 0 ? -1 : this.index.match(name, group.blockMask);
+    const allowId = group.allowMask === 0 ? -1 : this.index.match(name, group.allowMask);
+    if (blockId >= 0 && allowId < 0) {
+      return { name, action: 'block', group: group.name, rule: this.describe(blockId), overridden: null, answer: group.answer };
+    }
+    return {
+      name,
+      action: 'allow',
+      group: group.name,
+      rule: blockId >= 0 ? this.describe(allowId) : null,
+      overridden: blockId >= 0 ? this.describe(blockId) : null,
+      answer: 'forward',
+    };
+  }
+}

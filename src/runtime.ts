@@ -1,0 +1,155 @@
+/**
+ * Composition root: Config → lists → Policy → Snapshot → listeners. Reload builds a complete new
+ * Snapshot beside the running one and swaps one reference only when every step succeeded; on any
+ * failure the old policy keeps serving and the reason is logged (and returned for the admin API).
+ */
+import type { Config } from './config/types.js';
+import { loadLists, type LoadedList } from './lists/load-lists.js';
+import { Policy } from './policy/policy.js';
+import { AccessList } from './identity/access.js';
+import { SubnetIdentifier } from './identity/identify.js';
+import { AnswerCache } from './resolver/cache.js';
+import { UpstreamClient } from './resolver/upstream.js';
+import { Resolver } from './resolver/resolver.js';
+import { DnsPipeline, type Snapshot } from './dns/pipeline.js';
+import { UdpTransport } from './dns/transports/udp.js';
+import { TcpTransport } from './dns/transports/tcp.js';
+import { BlockLog } from './log/block-log.js';
+import type { AppLogger } from './log/logger.js';
+
+interface Built {
+  readonly config: Config;
+  readonly snapshot: Snapshot;
+  readonly cache: AnswerCache;
+  readonly upstream: UpstreamClient;
+}
+
+const DRAIN_MS = 5000;
+
+export class Runtime {
+  private built: Built;
+  readonly pipeline: DnsPipeline;
+  readonly blockLog: BlockLog;
+  private readonly udp: UdpTransport[] = [];
+  private readonly tcp: TcpTransport[] = [];
+  reloads = { ok: 0, failed: 0 };
+
+  private constructor(built: Built, blockLog: BlockLog, private readonly log: AppLogger) {
+    this.built = built;
+    this.blockLog = blockLog;
+    this.pipeline = new DnsPipeline(built.snapshot, blockLog, log.child({ component: 'dns' }));
+  }
+
+  static async start(config: Config, log: AppLogger, blockLog?: BlockLog): Promise<Runtime> {
+    const built = await build(config, log, null);
+    const runtime = new Runtime(built, blockLog ?? new BlockLog({ destination: config.log.blocks }), log);
+    try {
+      await runtime.listen();
+    } catch (err) {
+      await runtime.stop(0);
+      throw err;
+    }
+    return runtime;
+  }
+
+  get config(): Config {
+    return this.built.config;
+  }
+
+  get snapshot(): Snapshot {
+    return this.built.snapshot;
+  }
+
+  get cache(): AnswerCache {
+    return this.built.cache;
+  }
+
+  /** Actual ports, in the order of dns.listen (useful when the config asked for port 0). */
+  get ports(): { udp: number[]; tcp: number[] } {
+    return { udp: this.udp.map((t) => t.port), tcp: this.tcp.map((t) => t.port) };
+  }
+
+  private async listen(): Promise<void> {
+    const { dns } = this.built.config;
+    const dnsLog = this.log.child({ component: 'dns' });
+    for (const addr of dns.listen) {
+      const udp = await UdpTransport.listen(addr, this.pipeline, dnsLog);
+      this.udp.push(udp);
+      // port 0 in tests: TCP follows the port UDP was given, as on a real :53
+      const tcpAddr = addr.port === 0 ? { host: addr.host, port: udp.port } : addr;
+      this.tcp.push(await TcpTransport.listen(tcpAddr, this.pipeline,
+        { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections }, dnsLog));
+      this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
+    }
+  }
+
+  /** Loads `next` completely, then swaps. Returns the error when the old configuration stays. */
+  async reload(next: () => Promise<Config>): Promise<Error | null> {
+    try {
+      const config = await next();
+      const built = await build(config, this.log, this.built);
+      if (JSON.stringify(config.dns.listen) !== JSON.stringify(this.built.config.dns.listen)) {
+        this.log.warn({ listen: config.dns.listen }, 'dns.listen changed: takes effect on restart');
+      }
+      const old = this.built;
+      this.built = built;
+      this.pipeline.snapshot = built.snapshot;
+      // in-flight exchanges on the old upstream client finish within its timeout
+      if (old.upstream !== built.upstream) setTimeout(() => old.upstream.close(), old.config.dns.timeoutMs * (old.config.dns.upstreams.length + 1)).unref();
+      this.reloads.ok++;
+      this.log.info({ rules: built.snapshot.policy.index.ruleCount }, 'reloaded');
+      return null;
+    } catch (err) {
+      this.reloads.failed++;
+      this.log.error({ err }, 'reload failed; the running configuration stays');
+      return err instanceof Error ? err : new Error(String(err));
+    }
+  }
+
+  /** Stops accepting, lets in-flight queries finish for up to `drainMs`, flushes the block log. */
+  async stop(drainMs = DRAIN_MS): Promise<void> {
+    await Promise.all([...this.udp.map((t) => t.close()), ...this.tcp.map((t) => t.stopAccepting())]);
+    const deadline = Date.now() + drainMs;
+    while (this.pipeline.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const t of this.tcp) t.closeConnections();
+    this.built.upstream.close();
+    this.blockLog.close();
+  }
+}
+
+async function build(config: Config, log: AppLogger, previous: Built | null): Promise<Built> {
+  const listLog = log.child({ component: 'lists' });
+  const lists = await loadLists(config.lists, { onWarning: (msg) => listLog.warn({ detail: msg }, 'list source warning') });
+  reportRejects(lists, listLog);
+  const policy = Policy.compile(config, lists);
+  const { dns } = config;
+  const sameUpstreams = previous !== null &&
+    JSON.stringify([previous.config.dns.upstreams, previous.config.dns.timeoutMs]) === JSON.stringify([dns.upstreams, dns.timeoutMs]);
+  const sameCache = previous !== null && JSON.stringify(previous.config.dns.cache) === JSON.stringify(dns.cache);
+  const upstreamLog = log.child({ component: 'resolver.upstream' });
+  const upstream = sameUpstreams ? previous.upstream : new UpstreamClient(dns.upstreams, {
+    timeoutMs: dns.timeoutMs,
+    onTry: (name, ok, durationMs, err) => {
+      if (!ok) upstreamLog.warn({ upstream: name, durationMs, err }, 'upstream try failed');
+    },
+  });
+  // The cache holds answers, not decisions, so it survives a policy reload.
+  const cache = sameCache ? previous.cache : new AnswerCache(dns.cache);
+  const snapshot: Snapshot = Object.freeze({
+    policy,
+    access: new AccessList(config.access.allow),
+    subnets: new SubnetIdentifier(config.groups),
+    resolver: new Resolver(cache, upstream),
+    logQueries: config.log.queries,
+  });
+  listLog.info({ count: policy.index.ruleCount, lists: lists.map((l) => `${l.name}=${l.ruleCount}`).join(' ') }, 'lists loaded');
+  return { config, snapshot, cache, upstream };
+}
+
+function reportRejects(lists: readonly LoadedList[], log: AppLogger): void {
+  for (const list of lists) {
+    if (list.rejects.length === 0) continue;
+    log.warn({ list: list.name, count: list.rejects.length,
+      first: list.rejects.slice(0, 5).map((r) => `${r.source}:${r.line}: ${r.reason}`) }, 'rejected list lines');
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Starts the real runtime in-process on 127.0.0.1 port 0 from a YAML config written to a temp dir,
+ * with the block log in a file the test can read. Every list named in `lists` is written beside it.
+ */
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../src/config/load.js';
+import { Runtime } from '../../src/runtime.js';
+import { BlockLog } from '../../src/log/block-log.js';
+import { createAppLogger } from '../../src/log/logger.js';
+
+export interface Started {
+  runtime: Runtime;
+  port: number;
+  dir: string;
+  server: { host: string; port: number };
+  /** Block-log events written so far (flushes first). */
+  events(): Record<string, unknown>[];
+  writeConfig(yaml: string): string;
+  close(): Promise<void>;
+}
+
+export async function startServer(yaml: string, files: Record<string, string> = {}): Promise<Started> {
+  const dir = mkdtempSync(join(tmpdir(), 'appfence-test-'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  const configPath = join(dir, 'appfence.yaml');
+  writeFileSync(configPath, yaml);
+  const config = parseConfig(yaml, configPath, { ...process.env });
+  const blockFile = join(dir, 'blocks.log');
+  const blockLog = new BlockLog({ destination: blockFile, reportIntervalMs: 50 });
+  const log = createAppLogger('silent');
+  const runtime = await Runtime.start(config, log, blockLog);
+  const port = runtime.ports.udp[0] ?? 0;
+  return {
+    runtime,
+    port,
+    dir,
+    server: { host: '127.0.0.1', port },
+    events() {
+      blockLog.flush();
+      if (!existsSync(blockFile)) return [];
+      return readFileSync(blockFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
+    writeConfig(text: string) {
+      writeFileSync(configPath, text);
+      return configPath;
+    },
+    close: () => runtime.stop(0),
+  };
+}
