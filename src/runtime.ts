@@ -14,6 +14,12 @@ import { Resolver } from './resolver/resolver.js';
 import { DnsPipeline, type Snapshot } from './dns/pipeline.js';
 import { UdpTransport } from './dns/transports/udp.js';
 import { TcpTransport } from './dns/transports/tcp.js';
+import { DotTransport } from './dns/transports/dot.js';
+import { DohTransport } from './dns/transports/doh.js';
+import { serverTlsOptions, readPem } from './dns/transports/tls-options.js';
+import { CertificateIdentifier } from './identity/certificate.js';
+import type { ClientIdentity } from './identity/identify.js';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import { BlockLog } from './log/block-log.js';
 import type { AppLogger } from './log/logger.js';
 
@@ -22,6 +28,10 @@ interface Built {
   readonly snapshot: Snapshot;
   readonly cache: AnswerCache;
   readonly upstream: UpstreamClient;
+  /** Device-certificate judge; null without `clientCerts`. */
+  readonly certs: CertificateIdentifier | null;
+  readonly dotTls: TlsOptions | null;
+  readonly dohTls: TlsOptions | null;
 }
 
 const DRAIN_MS = 5000;
@@ -32,6 +42,8 @@ export class Runtime {
   readonly blockLog: BlockLog;
   private readonly udp: UdpTransport[] = [];
   private readonly tcp: TcpTransport[] = [];
+  private readonly dot: DotTransport[] = [];
+  private readonly doh: DohTransport[] = [];
   reloads = { ok: 0, failed: 0 };
 
   private constructor(built: Built, blockLog: BlockLog, private readonly log: AppLogger) {
@@ -65,8 +77,13 @@ export class Runtime {
   }
 
   /** Actual ports, in the order of dns.listen (useful when the config asked for port 0). */
-  get ports(): { udp: number[]; tcp: number[] } {
-    return { udp: this.udp.map((t) => t.port), tcp: this.tcp.map((t) => t.port) };
+  get ports(): { udp: number[]; tcp: number[]; dot: number[]; doh: number[] } {
+    return { udp: this.udp.map((t) => t.port), tcp: this.tcp.map((t) => t.port), dot: this.dot.map((t) => t.port), doh: this.doh.map((t) => t.port) };
+  }
+
+  /** Certificate identity of a new TLS connection, judged by the policy current at handshake time. */
+  private identifyTls(socket: TLSSocket): ClientIdentity | undefined {
+    return this.built.certs?.identifySocket(socket);
   }
 
   private async listen(): Promise<void> {
@@ -81,6 +98,23 @@ export class Runtime {
         { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections }, dnsLog));
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
     }
+    const identify = (socket: TLSSocket): ClientIdentity | undefined => this.identifyTls(socket);
+    const stream = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections };
+    if (dns.tls !== undefined && this.built.dotTls !== null) {
+      for (const addr of dns.tls.listen) {
+        const dot = await DotTransport.listen(addr, this.pipeline, { ...stream, tls: this.built.dotTls, identify }, dnsLog);
+        this.dot.push(dot);
+        this.log.info({ listen: `${addr.host}:${dot.port}`, proto: 'dot' }, 'dns listening');
+      }
+    }
+    if (dns.https !== undefined && this.built.dohTls !== null) {
+      for (const addr of dns.https.listen) {
+        const doh = await DohTransport.listen(addr, this.pipeline,
+          { tls: this.built.dohTls, identify, maxConnections: dns.maxConnections, idleTimeoutMs: dns.tcpIdleTimeoutMs }, dnsLog);
+        this.doh.push(doh);
+        this.log.info({ listen: `${addr.host}:${doh.port}`, proto: 'doh' }, 'dns listening');
+      }
+    }
   }
 
   /** Loads `next` completely, then swaps. Returns the error when the old configuration stays. */
@@ -88,12 +122,16 @@ export class Runtime {
     try {
       const config = await next();
       const built = await build(config, this.log, this.built);
-      if (JSON.stringify(config.dns.listen) !== JSON.stringify(this.built.config.dns.listen)) {
-        this.log.warn({ listen: config.dns.listen }, 'dns.listen changed: takes effect on restart');
+      const listeners = (c: Config): string => JSON.stringify([c.dns.listen, c.dns.tls?.listen, c.dns.https?.listen]);
+      if (listeners(config) !== listeners(this.built.config)) {
+        this.log.warn('listen addresses changed: they take effect on restart');
       }
       const old = this.built;
       this.built = built;
       this.pipeline.snapshot = built.snapshot;
+      // renewed server certificates and device CAs apply to connections accepted from now on
+      if (built.dotTls !== null) for (const t of this.dot) t.setSecureContext(built.dotTls);
+      if (built.dohTls !== null) for (const t of this.doh) t.setSecureContext(built.dohTls);
       // in-flight exchanges on the old upstream client finish within its timeout
       if (old.upstream !== built.upstream) setTimeout(() => old.upstream.close(), old.config.dns.timeoutMs * (old.config.dns.upstreams.length + 1)).unref();
       this.reloads.ok++;
@@ -108,10 +146,13 @@ export class Runtime {
 
   /** Stops accepting, lets in-flight queries finish for up to `drainMs`, flushes the block log. */
   async stop(drainMs = DRAIN_MS): Promise<void> {
-    await Promise.all([...this.udp.map((t) => t.close()), ...this.tcp.map((t) => t.stopAccepting())]);
+    const streams = [...this.tcp, ...this.dot, ...this.doh];
+    const closed = streams.map((t) => t.stopAccepting());
+    await Promise.all(this.udp.map((t) => t.close()));
     const deadline = Date.now() + drainMs;
     while (this.pipeline.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const t of this.tcp) t.closeConnections();
+    for (const t of streams) t.closeConnections();
+    await Promise.all(closed);
     this.built.upstream.close();
     this.blockLog.close();
   }
@@ -135,6 +176,14 @@ async function build(config: Config, log: AppLogger, previous: Built | null): Pr
   });
   // The cache holds answers, not decisions, so it survives a policy reload.
   const cache = sameCache ? previous.cache : new AnswerCache(dns.cache);
+  let caPems: string[] | null = null;
+  let certs: CertificateIdentifier | null = null;
+  if (config.clientCerts !== undefined) {
+    caPems = await Promise.all(config.clientCerts.ca.map((f, i) => readPem(f, `clientCerts.ca[${i}]`)));
+    certs = new CertificateIdentifier(caPems, config.groups);
+  }
+  const dotTls = dns.tls === undefined ? null : await serverTlsOptions(dns.tls, 'dns.tls', caPems, config.clientCerts);
+  const dohTls = dns.https === undefined ? null : await serverTlsOptions(dns.https, 'dns.https', caPems, config.clientCerts);
   const snapshot: Snapshot = Object.freeze({
     policy,
     access: new AccessList(config.access.allow),
@@ -143,7 +192,7 @@ async function build(config: Config, log: AppLogger, previous: Built | null): Pr
     logQueries: config.log.queries,
   });
   listLog.info({ count: policy.index.ruleCount, lists: lists.map((l) => `${l.name}=${l.ruleCount}`).join(' ') }, 'lists loaded');
-  return { config, snapshot, cache, upstream };
+  return { config, snapshot, cache, upstream, certs, dotTls, dohTls };
 }
 
 function reportRejects(lists: readonly LoadedList[], log: AppLogger): void {

@@ -21,9 +21,13 @@ export interface Started {
   close(): Promise<void>;
 }
 
-export async function startServer(yaml: string, files: Record<string, string> = {}): Promise<Started> {
+/** `yaml` may be a function of the temp dir, for configs that name files placed there by `prepare`. */
+export async function startServer(yamlOrFn: string | ((dir: string) => string), files: Record<string, string> = {},
+  prepare?: (dir: string) => void): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'appfence-test-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  prepare?.(dir);
+  const yaml = typeof yamlOrFn === 'string' ? yamlOrFn : yamlOrFn(dir);
   const configPath = join(dir, 'appfence.yaml');
   writeFileSync(configPath, yaml);
   const config = parseConfig(yaml, configPath, { ...process.env });

@@ -7,6 +7,7 @@ import { serveStream, type StreamOptions } from './stream.js';
 
 export class TcpTransport {
   private readonly sockets = new Set<net.Socket>();
+  private closed: Promise<void> | null = null;
   private constructor(private readonly server: net.Server) {}
 
   static listen(addr: ListenAddress, pipeline: DnsPipeline, opts: StreamOptions & { maxConnections: number }, log: AppLogger): Promise<TcpTransport> {
@@ -35,9 +36,10 @@ export class TcpTransport {
     return typeof a === 'object' && a !== null ? a.port : 0;
   }
 
-  /** Stops accepting new connections; open ones keep being served until closeConnections(). */
+  /** Stops accepting at once; the promise settles when the last open connection has gone too. */
   stopAccepting(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    this.closed ??= new Promise((resolve) => this.server.close(() => resolve()));
+    return this.closed;
   }
 
   closeConnections(): void {
