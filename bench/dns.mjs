@@ -2,7 +2,8 @@
 // upstream, measured with dnsperf in the same run. Scenarios: blocked answers, cache-hit answers.
 // Run: npm run build && node bench/dns.mjs   (needs: apt-get install dnsperf dnsmasq-base)
 // Servers are pinned to core 1 and dnsperf to core 0 (taskset). Bounded: each dnsperf run is -l seconds.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,11 +32,13 @@ function startUpstream() {
 const freePort = () => new Promise((res) => { const s = dgram.createSocket('udp4'); s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function dnsperf(port, file, seconds) {
-  const out = execFileSync('taskset', ['-c', '0', 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-l', String(seconds), '-c', '1', '-q', '200', '-t', '2'], { encoding: 'utf8' });
+// async: the fake upstream lives in this process and must keep answering while dnsperf runs
+async function dnsperf(port, file, seconds) {
+  const { stdout: out } = await promisify(execFile)('taskset', ['-c', '0', 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-l', String(seconds), '-c', '1', '-q', '200', '-t', '2'], { encoding: 'utf8' });
   const qps = /Queries per second:\s+([\d.]+)/.exec(out);
   const lost = /Queries lost:\s+(\d+)/.exec(out);
-  return { qps: qps ? Number(qps[1]) : 0, lost: lost ? Number(lost[1]) : -1 };
+  const codes = /Response codes:\s+(.*)/.exec(out)?.[1] ?? '?';
+  return { qps: qps ? Number(qps[1]) : 0, lost: lost ? Number(lost[1]) : -1, codes };
 }
 
 const upstream = await startUpstream();
@@ -50,12 +53,12 @@ async function runServer(name, argv, port) {
   const child = spawn('taskset', ['-c', '1', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = ''; child.stderr.on('data', (d) => { err += d; });
   for (let i = 0; i < 100; i++) {       // wait until it answers (bounded: 10 s)
-    try { execFileSync('dig', ['+short', '+tries=1', '+time=1', '-p', String(port), '@127.0.0.1', 'example.org'], { stdio: 'ignore' }); break; } catch { await sleep(100); }
+    try { execFileSync('dig', ['+short', '+tries=1', '+time=1', '-p', String(port), '@127.0.0.1', 'www.tiktok.com'], { stdio: 'ignore' }); break; } catch { await sleep(100); }
     if (child.exitCode !== null) throw new Error(`${name} exited: ${err}`);
   }
-  const blocked = dnsperf(port, blockedFile, SECONDS);
-  dnsperf(port, cachedFile, 1); // warm the cache
-  const cached = dnsperf(port, cachedFile, SECONDS);
+  await dnsperf(port, cachedFile, 1); // warm the cache
+  const cached = await dnsperf(port, cachedFile, SECONDS);
+  const blocked = await dnsperf(port, blockedFile, SECONDS);
   const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
@@ -88,4 +91,5 @@ console.log(`\nDNS over UDP, dnsperf -c 1 -q 200, ${SECONDS} s per run, servers 
 console.log('| scenario | appfence q/s | dnsmasq q/s | appfence / dnsmasq |\n|---|---|---|---|');
 console.log(row('blocked (sinkhole)', af.blocked, dm.blocked));
 console.log(row('cache hit', af.cached, dm.cached));
+console.log(`response codes: appfence ${af.blocked.codes} / ${af.cached.codes}; dnsmasq ${dm.blocked.codes} / ${dm.cached.codes}`);
 console.log(`lost: appfence ${af.blocked.lost}/${af.cached.lost}, dnsmasq ${dm.blocked.lost}/${dm.cached.lost}; RSS after run: appfence ${af.rssMb.toFixed(1)} MB, dnsmasq ${dm.rssMb.toFixed(1)} MB`);

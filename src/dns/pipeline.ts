@@ -110,21 +110,21 @@ export class DnsPipeline {
         }
       }
     }
-    if (s.logQueries) this.blockLog.query(this.event(q, peer, who, group, null, 'forward'));
+    if (s.logQueries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
     return peer.proto === 'udp' && answer.length > q.udpSize ? truncateForUdp(answer, q.udpSize) : answer;
   }
 
   private sinkhole(buf: Buffer, q: Query, peer: Peer, who: ClientIdentity, group: GroupPolicy, ruleId: number, cname: string | null): Buffer {
     this.stats.count(peer.proto, 'blocked');
     const ev = this.event(q, peer, who, group, ruleId, group.answer);
-    this.blockLog.block(cname === null ? ev : { ...ev, cname });
+    if (cname !== null) ev.cname = cname;
+    this.blockLog.block(peer.proto, ev);
     return group.sinkhole.answer(buf, q);
   }
 
   private event(q: Query, peer: Peer, who: ClientIdentity, group: GroupPolicy, ruleId: number | null, answer: string): LogEvent {
     const rule = ruleId === null ? null : this.snapshot.policy.describe(ruleId);
     return {
-      proto: peer.proto,
       client: peer.address,
       group: group.name,
       via: who.via,

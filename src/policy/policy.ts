@@ -8,6 +8,7 @@ import type { BlockMode, Config, GroupConfig } from '../config/types.js';
 import { DomainIndex } from '../match/domain-index.js';
 import type { LoadedList } from '../lists/load-lists.js';
 import { Sinkhole } from '../wire/sinkhole.js';
+import { LRUCache } from 'lru-cache';
 
 export interface GroupPolicy {
   readonly name: string;
@@ -46,6 +47,8 @@ export class Policy {
   readonly lists: readonly LoadedList[];
   private readonly groups: Map<string, GroupPolicy>;
   readonly defaultGroup: GroupPolicy;
+  /** Blocks repeat the same few rules: describe each once rather than per logged block. */
+  private readonly described = new LRUCache<number, RuleInfo>({ max: 10_000 });
 
   private constructor(index: DomainIndex, lists: readonly LoadedList[], groups: Map<string, GroupPolicy>, def: GroupPolicy) {
     this.index = index;
@@ -97,8 +100,13 @@ export class Policy {
   }
 
   describe(ruleId: number): RuleInfo {
-    const d = this.index.describe(ruleId);
-    return { rule: d.rule, list: d.listName, source: d.source, line: d.line };
+    let info = this.described.get(ruleId);
+    if (info === undefined) {
+      const d = this.index.describe(ruleId);
+      info = Object.freeze({ rule: d.rule, list: d.listName, source: d.source, line: d.line });
+      this.described.set(ruleId, info);
+    }
+    return info;
   }
 
   /** The same decision as blockRule, told in full for `appfence check` and the logs. */

@@ -175,7 +175,8 @@ export class DohTransport {
     try {
       const out = this.pipeline.handle(message, peer);
       if (out === null || Buffer.isBuffer(out)) return this.reply(req, res, out);
-      out.then((bytes) => this.reply(req, res, bytes), (err: unknown) => this.crashed(req, res, peer, err));
+      // one catch for both a rejected pipeline and a throw while replying: neither may become an unhandled rejection
+      out.then((bytes) => this.reply(req, res, bytes)).catch((err: unknown) => this.crashed(req, res, peer, err));
     } catch (err) {
       this.crashed(req, res, peer, err);
     }
@@ -184,7 +185,7 @@ export class DohTransport {
   /** null is what the pipeline returns for messages it drops (a response, fewer than 12 bytes): not a DNS query. */
   private reply(req: Request, res: Response, bytes: Buffer | null): void {
     if (bytes === null) return this.fail(req, res, 400);
-    if (!res.writable) return;
+    if (res.writableEnded) return;
     const ttl = readAnswer(bytes)?.ttl ?? -1;
     if (this.draining && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
     res.writeHead(200, {
@@ -203,8 +204,8 @@ export class DohTransport {
 
   /** An HTTP error with an empty body. A request body not yet read is refused without reading it. */
   private fail(req: Request, res: Response, status: number): void {
-    if (!res.writable || res.headersSent) return;
-    const unread = !req.complete;
+    if (res.writableEnded || res.headersSent) return;
+    const unread = bodyUnread(req);
     if (unread && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
     res.writeHead(status, { 'content-length': 0 });
     res.end();
@@ -227,4 +228,10 @@ export class DohTransport {
     }
     return peer;
   }
+}
+
+/** Whether the client may still be sending a request body we are not going to read. */
+function bodyUnread(req: Request): boolean {
+  if ('stream' in req) return !(req.stream.endAfterHeaders || req.readableEnded);
+  return !req.complete;
 }
