@@ -6,6 +6,8 @@ const only = process.argv.slice(2);
 const benches = [
   ['match.mjs', ['--expose-gc']],
   ['dns.mjs', []],
+  ['doh.mjs', []],
+  ['tls.mjs', []],
   ['memory.mjs', ['--expose-gc']],
 ];
 let failed = 0;

@@ -33,6 +33,8 @@ export interface BlockLogOptions {
   maxBufferBytes?: number;
   /** How often a pending suppressed count is reported. */
   reportIntervalMs?: number;
+  /** Write each line before returning (tests read the file right after a query). */
+  sync?: boolean;
 }
 
 type Destination = ReturnType<typeof pino.destination>;
@@ -64,7 +66,7 @@ export class BlockLog {
   constructor(opts: BlockLogOptions) {
     this.dest = pino.destination({
       dest: opts.destination === 'stdout' ? 1 : opts.destination,
-      sync: false,
+      sync: opts.sync ?? false,
       minLength: 0, // ops tail this log: write at once; under load sonic-boom batches while a write is in flight
       maxLength: opts.maxBufferBytes ?? 4 * 1024 * 1024,
       mkdir: true,

@@ -32,7 +32,7 @@ export async function startServer(yamlOrFn: string | ((dir: string) => string), 
   writeFileSync(configPath, yaml);
   const config = parseConfig(yaml, configPath, { ...process.env });
   const blockFile = join(dir, 'blocks.log');
-  const blockLog = new BlockLog({ destination: blockFile, reportIntervalMs: 50 });
+  const blockLog = new BlockLog({ destination: blockFile, reportIntervalMs: 50, sync: true });
   const log = createAppLogger('silent');
   const runtime = await Runtime.start(config, log, blockLog);
   const port = runtime.ports.udp[0] ?? 0;

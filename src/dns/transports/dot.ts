@@ -63,6 +63,11 @@ export class DotTransport {
   /** Reload: connections accepted from now on use the new certificate, key and client CA. */
   setSecureContext(options: tls.TlsOptions): void {
     this.server.setSecureContext(options);
+    // setSecureContext swaps certificate, key and CA only; whether a client certificate is asked for
+    // (and required) lives on the server object, so a reload that changes clientCerts sets it here
+    const server = this.server as unknown as { requestCert: boolean; rejectUnauthorized: boolean };
+    server.requestCert = options.requestCert === true;
+    server.rejectUnauthorized = options.rejectUnauthorized !== false;
   }
 
   /** Stops accepting at once; the promise settles when the last open connection has gone too. */
