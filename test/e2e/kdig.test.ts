@@ -36,6 +36,7 @@ let child: ChildProcess;
 let dotPort: number;
 let dohPort: number;
 let blocks: string;
+let configFile: string;
 
 t.before(async () => {
   pki = await createTestPki();
@@ -45,6 +46,7 @@ t.before(async () => {
   [dotPort, dohPort] = [await freePort(), await freePort()];
   blocks = join(dir, 'blocks.log');
   const config = join(dir, 'appfence.yaml');
+  configFile = config;
   writeFileSync(config, `dns:
   listen: ["127.0.0.1:${await freePort()}"]
   tls: { listen: ["127.0.0.1:${dotPort}"], cert: ${pki.server.cert}, key: ${pki.server.key} }
@@ -95,4 +97,19 @@ t.test('kdig +https (POST and GET): same decision over DoH', { skip: hasKdig ? f
   const doh = events.filter((e) => e['proto'] === 'doh');
   t.equal(doh.length, 2);
   t.match(doh[0], { event: 'block', client: HOTEL, group: 'city', via: 'cert', device: 'laptop-042' });
+});
+
+t.test('appfence check --cert uses the same certificate judgement as the listeners', async (t) => {
+  const check = (...args: string[]) => spawnSync(process.execPath, [join(root, 'dist/cli.js'), 'check', '--config', configFile, ...args],
+    { encoding: 'utf8', timeout: 20_000 });
+  const device = check('--client', HOTEL, '--cert', laptop.cert, 'www.tiktok.com');
+  t.equal(device.status, 1, 'blocked → exit 1');
+  t.match(device.stdout, /www\.tiktok\.com\s+BLOCK\s+group=city\s+via=cert\s+device=laptop-042\s+rule=tiktok\.com list=tiktok/);
+  const forged = await pki.device({ cn: 'laptop-042', ou: 'City Devices', issuer: 'stranger' });
+  const stranger = check('--client', HOTEL, '--cert', forged.cert, 'www.tiktok.com');
+  t.equal(stranger.status, 0, 'not identified → default group → allowed');
+  t.match(stranger.stdout, /certificate: not used \(not signed by clientCerts\.ca\)/);
+  t.match(stranger.stdout, /ALLOW\s+group=default\s+via=default/);
+  const expired = await pki.device({ cn: 'laptop-050', ou: 'City Devices', days: -1 });
+  t.match(check('--client', HOTEL, '--cert', expired.cert, 'www.tiktok.com').stdout, /not used \(expired\)/);
 });

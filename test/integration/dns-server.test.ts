@@ -272,3 +272,17 @@ t.test('reload: a good config swaps atomically, a bad one keeps the running poli
   t.same((await ask(CITY, 'example.org', 'A')).answers.map((a) => a.data), ['0.0.0.0'], 'changed list content took effect');
   t.same((await ask(CITY, 'www.tiktok.com', 'A')).answers.map((a) => a.data), ['0.0.0.0']);
 });
+
+t.test('TCP: an idle connection is closed after dns.tcpIdleTimeoutMs', async (t) => {
+  const idle = await startServer(config(up.port).replace('blockedTtl: 42', 'blockedTtl: 42\n  tcpIdleTimeoutMs: 200'),
+    { 'tiktok.txt': 'tiktok.com\n', 'allow.txt': 'allowed.tiktok.com\n' });
+  t.teardown(() => idle.close());
+  const s = tcpSession(idle.server, CITY);
+  s.writeQuery({ name: 'www.tiktok.com', type: 'A', id: 9 });
+  t.ok(await s.read(1000), 'answered');
+  const closed = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 3000);
+    s.socket.once('close', () => { clearTimeout(timer); resolve(true); });
+  });
+  t.ok(closed, 'server closed the idle connection');
+});
