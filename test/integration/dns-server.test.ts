@@ -286,3 +286,16 @@ t.test('TCP: an idle connection is closed after dns.tcpIdleTimeoutMs', async (t)
   });
   t.ok(closed, 'server closed the idle connection');
 });
+
+t.test('log.queries: allowed queries get a "query" line too', async (t) => {
+  const path = af.writeConfig(config(up.port).replace('log: { level: silent }', 'log: { level: silent, queries: true }'));
+  t.equal(await af.runtime.reload(() => loadConfig(path)), null);
+  await ask(GUEST, 'example.org', 'A');
+  const ev = af.events().filter((e) => e['event'] === 'query').pop();
+  t.match(ev, { event: 'query', proto: 'udp', client: GUEST, group: 'default', via: 'default', name: 'example.org', qtype: 'A', rule: null, answer: 'forward' });
+  af.writeConfig(config(up.port));
+  t.equal(await af.runtime.reload(() => loadConfig(path)), null);
+  const before = af.events().length;
+  await ask(GUEST, 'example.org', 'A');
+  t.equal(af.events().length, before, 'off again: no line for an allowed query');
+});

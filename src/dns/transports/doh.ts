@@ -12,6 +12,7 @@ import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { ListenAddress } from '../../config/types.js';
 import type { ClientIdentity } from '../../identity/identify.js';
 import type { AppLogger } from '../../log/logger.js';
+import { listenOn, boundPort, swapSecureContext } from './listener.js';
 import type { DnsPipeline, Peer } from '../pipeline.js';
 import { readAnswer } from '../../wire/answer.js';
 
@@ -74,31 +75,16 @@ export class DohTransport {
     });
     server.on('sessionError', (err) => log.debug({ err }, 'doh session error'));
     server.maxConnections = opts.maxConnections;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port: addr.port, host: addr.host, ipv6Only: net.isIPv6(addr.host) }, () => {
-        server.off('error', reject);
-        server.on('error', (err) => log.warn({ err }, 'doh listener error'));
-        resolve(transport);
-      });
-    });
+    return listenOn(server, addr, log, 'doh').then(() => transport);
   }
 
   get port(): number {
-    const a = this.server.address();
-    return typeof a === 'object' && a !== null ? a.port : 0;
+    return boundPort(this.server);
   }
 
-  /**
-   * Reload: connections accepted from now on use the new certificate, key and client CA. Whether a
-   * certificate is asked for or required is a server property, not part of the secure context, so
-   * it is carried over too (clientCerts added, removed or `require` flipped by a reload).
-   */
-  setSecureContext(tls: TlsOptions): void {
-    this.server.setSecureContext(tls);
-    const server = this.server as unknown as { requestCert: boolean; rejectUnauthorized: boolean };
-    server.requestCert = tls.requestCert === true;
-    server.rejectUnauthorized = tls.rejectUnauthorized !== false;
+  /** Reload: new connections use the new certificate, key and client-certificate settings. */
+  setSecureContext(options: TlsOptions): void {
+    swapSecureContext(this.server, options);
   }
 
   /** Stops accepting at once and asks open connections to finish what they have; settles when the last one has gone. */

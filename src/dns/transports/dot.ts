@@ -9,6 +9,7 @@ import type { ListenAddress } from '../../config/types.js';
 import type { ClientIdentity } from '../../identity/identify.js';
 import type { AppLogger } from '../../log/logger.js';
 import type { DnsPipeline } from '../pipeline.js';
+import { listenOn, boundPort, swapSecureContext } from './listener.js';
 import { serveStream, type StreamOptions } from './stream.js';
 
 export interface DotOptions extends StreamOptions {
@@ -45,29 +46,16 @@ export class DotTransport {
       socket.destroy();
     });
     server.maxConnections = opts.maxConnections;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port: addr.port, host: addr.host, ipv6Only: net.isIPv6(addr.host) }, () => {
-        server.off('error', reject);
-        server.on('error', (err) => log.warn({ err }, 'dot listener error'));
-        resolve(transport);
-      });
-    });
+    return listenOn(server, addr, log, 'dot').then(() => transport);
   }
 
   get port(): number {
-    const a = this.server.address();
-    return typeof a === 'object' && a !== null ? a.port : 0;
+    return boundPort(this.server);
   }
 
-  /** Reload: connections accepted from now on use the new certificate, key and client CA. */
+  /** Reload: new connections use the new certificate, key and client-certificate settings. */
   setSecureContext(options: tls.TlsOptions): void {
-    this.server.setSecureContext(options);
-    // setSecureContext swaps certificate, key and CA only; whether a client certificate is asked for
-    // (and required) lives on the server object, so a reload that changes clientCerts sets it here
-    const server = this.server as unknown as { requestCert: boolean; rejectUnauthorized: boolean };
-    server.requestCert = options.requestCert === true;
-    server.rejectUnauthorized = options.rejectUnauthorized !== false;
+    swapSecureContext(this.server, options);
   }
 
   /** Stops accepting at once; the promise settles when the last open connection has gone too. */

@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { ListenAddress } from '../../config/types.js';
 import type { AppLogger } from '../../log/logger.js';
 import type { DnsPipeline } from '../pipeline.js';
+import { listenOn, boundPort } from './listener.js';
 import { serveStream, type StreamOptions } from './stream.js';
 
 export class TcpTransport {
@@ -21,19 +22,11 @@ export class TcpTransport {
       serveStream(socket, { address, proto: 'tcp' }, pipeline, opts, log);
     });
     server.maxConnections = opts.maxConnections;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port: addr.port, host: addr.host, ipv6Only: net.isIPv6(addr.host) }, () => {
-        server.off('error', reject);
-        server.on('error', (err) => log.warn({ err }, 'tcp listener error'));
-        resolve(transport);
-      });
-    });
+    return listenOn(server, addr, log, 'tcp').then(() => transport);
   }
 
   get port(): number {
-    const a = this.server.address();
-    return typeof a === 'object' && a !== null ? a.port : 0;
+    return boundPort(this.server);
   }
 
   /** Stops accepting at once; the promise settles when the last open connection has gone too. */

@@ -1,0 +1,34 @@
+/** What the stream listeners (TCP, DoT, DoH) share: binding, the bound port, and swapping TLS material on reload. */
+import net from 'node:net';
+import type tls from 'node:tls';
+import type { ListenAddress } from '../../config/types.js';
+import type { AppLogger } from '../../log/logger.js';
+
+/** A bind failure (EADDRINUSE, EACCES) rejects, so start-up fails loudly; later server errors are logged. */
+export function listenOn(server: net.Server, addr: ListenAddress, log: AppLogger, proto: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: addr.port, host: addr.host, ipv6Only: net.isIPv6(addr.host) }, () => {
+      server.off('error', reject);
+      server.on('error', (err) => log.warn({ err, proto }, 'listener error'));
+      resolve();
+    });
+  });
+}
+
+export function boundPort(server: net.Server): number {
+  const a = server.address();
+  return typeof a === 'object' && a !== null ? a.port : 0;
+}
+
+/**
+ * Reload: connections accepted from now on use the new certificate, key and client CA. Whether a
+ * client certificate is asked for (and required) is a server property, not part of the secure
+ * context, so it is carried over too (clientCerts added, removed or `require` flipped by a reload).
+ */
+export function swapSecureContext(server: tls.Server, options: tls.TlsOptions): void {
+  server.setSecureContext(options);
+  const settings = server as unknown as { requestCert: boolean; rejectUnauthorized: boolean };
+  settings.requestCert = options.requestCert === true;
+  settings.rejectUnauthorized = options.rejectUnauthorized !== false;
+}
