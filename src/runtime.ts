@@ -21,6 +21,8 @@ import { CertificateIdentifier } from './identity/certificate.js';
 import type { ClientIdentity } from './identity/identify.js';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import { BlockLog } from './log/block-log.js';
+import { ConfigError } from './errors.js';
+import { Throttle } from './log/throttle.js';
 import type { AppLogger } from './log/logger.js';
 
 interface Built {
@@ -56,6 +58,9 @@ export class Runtime {
     const built = await build(config, log, null);
     const runtime = new Runtime(built, blockLog ?? new BlockLog({ destination: config.log.blocks }), log);
     try {
+      await runtime.blockLog.ready().catch((err: unknown) => {
+        throw new ConfigError('log.blocks', `cannot open "${config.log.blocks}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+      });
       await runtime.listen();
     } catch (err) {
       await runtime.stop(0);
@@ -89,13 +94,13 @@ export class Runtime {
   private async listen(): Promise<void> {
     const { dns } = this.built.config;
     const dnsLog = this.log.child({ component: 'dns' });
-    for (const addr of dns.listen) {
-      const udp = await UdpTransport.listen(addr, this.pipeline, dnsLog);
+    for (const [i, addr] of dns.listen.entries()) {
+      const udp = await bound(`dns.listen[${i}]`, addr, UdpTransport.listen(addr, this.pipeline, dnsLog));
       this.udp.push(udp);
       // port 0 in tests: TCP follows the port UDP was given, as on a real :53
       const tcpAddr = addr.port === 0 ? { host: addr.host, port: udp.port } : addr;
-      this.tcp.push(await TcpTransport.listen(tcpAddr, this.pipeline,
-        { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections }, dnsLog));
+      this.tcp.push(await bound(`dns.listen[${i}]`, tcpAddr, TcpTransport.listen(tcpAddr, this.pipeline,
+        { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections }, dnsLog)));
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
     }
     // Said out loud rather than ignored: these sections validate (configs written for later releases
@@ -105,16 +110,16 @@ export class Runtime {
     const identify = (socket: TLSSocket): ClientIdentity | undefined => this.identifyTls(socket);
     const stream = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections };
     if (dns.tls !== undefined && this.built.dotTls !== null) {
-      for (const addr of dns.tls.listen) {
-        const dot = await DotTransport.listen(addr, this.pipeline, { ...stream, tls: this.built.dotTls, identify }, dnsLog);
+      for (const [i, addr] of dns.tls.listen.entries()) {
+        const dot = await bound(`dns.tls.listen[${i}]`, addr, DotTransport.listen(addr, this.pipeline, { ...stream, tls: this.built.dotTls, identify }, dnsLog));
         this.dot.push(dot);
         this.log.info({ listen: `${addr.host}:${dot.port}`, proto: 'dot' }, 'dns listening');
       }
     }
     if (dns.https !== undefined && this.built.dohTls !== null) {
-      for (const addr of dns.https.listen) {
-        const doh = await DohTransport.listen(addr, this.pipeline,
-          { tls: this.built.dohTls, identify, maxConnections: dns.maxConnections, idleTimeoutMs: dns.tcpIdleTimeoutMs }, dnsLog);
+      for (const [i, addr] of dns.https.listen.entries()) {
+        const doh = await bound(`dns.https.listen[${i}]`, addr, DohTransport.listen(addr, this.pipeline,
+          { tls: this.built.dohTls, identify, maxConnections: dns.maxConnections, idleTimeoutMs: dns.tcpIdleTimeoutMs }, dnsLog));
         this.doh.push(doh);
         this.log.info({ listen: `${addr.host}:${doh.port}`, proto: 'doh' }, 'dns listening');
       }
@@ -126,6 +131,11 @@ export class Runtime {
     try {
       const config = await next();
       const built = await build(config, this.log, this.built);
+      refuseEmptiedLists(this.built.snapshot.policy, built.snapshot.policy);
+      if (config.log.blocks !== this.built.config.log.blocks || config.log.level !== this.built.config.log.level) {
+        this.log.warn('log.blocks and log.level changes take effect on restart');
+      }
+      this.blockLog.reopen();
       const listeners = (c: Config): string => JSON.stringify([c.dns.listen, c.dns.tls?.listen, c.dns.https?.listen]);
       if (listeners(config) !== listeners(this.built.config)) {
         this.log.warn('listen addresses changed: they take effect on restart');
@@ -152,13 +162,38 @@ export class Runtime {
   async stop(drainMs = DRAIN_MS): Promise<void> {
     const streams = [...this.tcp, ...this.dot, ...this.doh];
     const closed = streams.map((t) => t.stopAccepting());
-    await Promise.all(this.udp.map((t) => t.close()));
+    // UDP sockets stay open while draining: answers to queries already taken must still go out
+    for (const t of this.udp) t.stopAccepting();
     const deadline = Date.now() + drainMs;
     while (this.pipeline.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const t of streams) t.closeConnections();
-    await Promise.all(closed);
+    await Promise.all([...closed, ...this.udp.map((t) => t.close())]);
     this.built.upstream.close();
     this.blockLog.close();
+  }
+}
+
+/**
+ * A list that had rules and now has none (a download that returned an HTML error page, an emptied
+ * file) would silently stop blocking: refuse the reload instead and keep the running lists.
+ */
+function refuseEmptiedLists(running: Policy, next: Policy): void {
+  const before = new Map(running.lists.map((l) => [l.name, l.ruleCount]));
+  for (const list of next.lists) {
+    const had = before.get(list.name) ?? 0;
+    if (had > 0 && list.ruleCount === 0) {
+      throw new ConfigError(`lists.${list.name}`, `now has 0 rules (had ${had}); keeping the running lists`);
+    }
+  }
+}
+
+/** A port in use or not allowed is a configuration problem: exit 2 naming the key, not a stack trace. */
+async function bound<T>(keyPath: string, addr: { host: string; port: number }, listening: Promise<T>): Promise<T> {
+  try {
+    return await listening;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new ConfigError(keyPath, `cannot listen on ${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}: ${code}`, { cause: err });
   }
 }
 
@@ -172,10 +207,12 @@ async function build(config: Config, log: AppLogger, previous: Built | null): Pr
     JSON.stringify([previous.config.dns.upstreams, previous.config.dns.timeoutMs]) === JSON.stringify([dns.upstreams, dns.timeoutMs]);
   const sameCache = previous !== null && JSON.stringify(previous.config.dns.cache) === JSON.stringify(dns.cache);
   const upstreamLog = log.child({ component: 'resolver.upstream' });
+  const failures = new Map(dns.upstreams.map((u) => [u.text, new Throttle(5000)]));
   const upstream = sameUpstreams ? previous.upstream : new UpstreamClient(dns.upstreams, {
     timeoutMs: dns.timeoutMs,
     onTry: (name, ok, durationMs, err) => {
-      if (!ok) upstreamLog.warn({ upstream: name, durationMs, err }, 'upstream try failed');
+      const count = ok ? 0 : failures.get(name)?.hit() ?? 1;
+      if (count > 0) upstreamLog.warn({ upstream: name, count, durationMs, error: err?.message }, 'upstream tries failed');
     },
   });
   // The cache holds answers, not decisions, so it survives a policy reload.

@@ -2,7 +2,8 @@
  * `appfence check`: the decision the policy takes for a client, told in full. It runs the same
  * identify → decide code as the DNS pipeline (Policy.explain is blockRule, verbosely).
  */
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { readPem } from '../dns/transports/tls-options.js';
 import { isIP } from 'node:net';
 import { parse } from './args.js';
 import { configFrom } from './load.js';
@@ -40,8 +41,11 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
   let who: ClientIdentity = new SubnetIdentifier(config.groups).identify(values.client);
   if (values.cert !== undefined) {
     if (config.clientCerts === undefined) throw new ConfigError('clientCerts', 'not configured, so --cert cannot identify anything');
-    const pem = readFileSync(values.cert, 'utf8');
-    const caPems = config.clientCerts.ca.map((f) => readFileSync(f, 'utf8'));
+    const certFile = values.cert;
+    const pem = await readFile(certFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new UsageError(`--cert: cannot read "${certFile}": ${err.code ?? String(err)}`);
+    });
+    const caPems = await Promise.all(config.clientCerts.ca.map((f, i) => readPem(f, `clientCerts.ca[${i}]`)));
     const result = new CertificateIdentifier(caPems, config.groups).identifyPem(pem);
     if (result.identity !== undefined) who = result.identity;
     else out.push(`certificate: not used (${result.reason})`);

@@ -8,6 +8,8 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
   const { values } = parse(args, { config: { type: 'string', short: 'c' } }, false);
   const config = await configFrom(values.config);
   const log = createAppLogger(config.log.level);
+  // Last line of defence: a bug reached through one client's query is logged, not fatal to everyone.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   const runtime = await Runtime.start(config, log);
   log.info({ config: config.source }, 'appfence started');
 

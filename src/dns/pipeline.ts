@@ -16,6 +16,7 @@ import { errorReply, truncateForUdp, RCODE } from '../wire/write.js';
 import { readAnswer } from '../wire/answer.js';
 import { qtypeName } from '../wire/qtype.js';
 import type { AppLogger } from '../log/logger.js';
+import { Throttle } from '../log/throttle.js';
 
 export type DnsProto = Extract<Proto, 'udp' | 'tcp' | 'dot' | 'doh'>;
 
@@ -60,6 +61,7 @@ export class DnsPipeline {
   readonly stats = new DnsStats();
   /** Queries waiting on an upstream; shutdown drains them. */
   inFlight = 0;
+  private readonly servfailLog = new Throttle(5000);
 
   constructor(snapshot: Snapshot, private readonly blockLog: BlockLog, private readonly log: AppLogger) {
     this.snapshot = snapshot;
@@ -69,7 +71,8 @@ export class DnsPipeline {
     const q = readQuery(buf);
     if (typeof q === 'number') return this.malformed(buf, peer, q);
     const s = this.snapshot;
-    if (!s.access.allows(peer.address)) {
+    // A verified device certificate is stronger than a source address: the laptop at a hotel is served
+    if (peer.identity === undefined && !s.access.allows(peer.address)) {
       this.stats.count(peer.proto, 'refused');
       return errorReply(buf, q, RCODE.REFUSED);
     }
@@ -93,7 +96,8 @@ export class DnsPipeline {
       (err: unknown) => {
         this.inFlight--;
         this.stats.count(peer.proto, 'servfail');
-        this.log.warn({ err, name: q.qname, qtype: qtypeName(q.qtype) }, 'upstream failed');
+        const count = this.servfailLog.hit();
+        if (count > 0) this.log.warn({ count, last: { name: q.qname, qtype: qtypeName(q.qtype), error: String(err) } }, 'answered SERVFAIL: every upstream failed');
         return errorReply(buf, q, RCODE.SERVFAIL);
       },
     );

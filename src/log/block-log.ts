@@ -59,11 +59,13 @@ export class BlockLog {
   private readonly queryChildren: Record<Proto, Logger>;
   private readonly timer: NodeJS.Timeout;
   private suppressed = 0;
+  private readonly isStdout: boolean;
   /** Lines handed to the destination (written or buffered), for metrics and tests. */
   written = 0;
   suppressedTotal = 0;
 
   constructor(opts: BlockLogOptions) {
+    this.isStdout = opts.destination === 'stdout';
     this.dest = pino.destination({
       dest: opts.destination === 'stdout' ? 1 : opts.destination,
       sync: opts.sync ?? false,
@@ -100,6 +102,16 @@ export class BlockLog {
     this.queryChildren[proto].info(ev);
   }
 
+  /** Resolves once the destination file is open (at once for stdout), rejects when it cannot be. */
+  ready(): Promise<void> {
+    const dest = this.dest as unknown as { fd: number } & NodeJS.EventEmitter;
+    if (dest.fd >= 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      dest.once('ready', () => resolve());
+      dest.once('error', reject);
+    });
+  }
+
   /** Reports lines lost since the last report; the report itself bypasses the ceiling so it cannot be lost too. */
   reportSuppressed(): void {
     if (this.suppressed === 0) return;
@@ -112,6 +124,16 @@ export class BlockLog {
     ceiling.maxLength = 0;
     this.dest.write(line);
     ceiling.maxLength = maxLength;
+  }
+
+  /** SIGHUP: reopen the file, so logrotate's rename-and-signal gets a fresh file. */
+  reopen(): void {
+    if (this.isStdout) return;
+    try {
+      this.dest.reopen();
+    } catch {
+      // a destination not open yet will open the path itself
+    }
   }
 
   /** Writes everything buffered, synchronously: used on SIGTERM before exit. */

@@ -171,3 +171,39 @@ t.test('lists check: counts rules, names rejected lines by file:line', async (t)
   t.equal(run(['lists', 'check', join(dir, 'nope.txt')]).status, 2);
   t.ok(existsSync(good));
 });
+
+t.test('serve: a port in use exits 2 naming the key; SIGTERM answers in-flight queries before exiting 0', async (t) => {
+  const busy = dgram.createSocket('udp4');
+  await new Promise<void>((r) => busy.bind(0, '127.0.0.1', () => r()));
+  const file = join(dir, 'busy.yaml');
+  writeFileSync(file, `dns: { listen: ["127.0.0.1:${busy.address().port}"], upstreams: ["127.0.0.1:${up.port}"] }\n`);
+  const r = run(['serve', '--config', file]);
+  busy.close();
+  t.equal(r.status, 2);
+  t.match(r.stderr, /dns\.listen\[0\]: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
+  t.notMatch(r.stderr, /at .*\.js/, 'no stack trace');
+
+  if (!hasDig) return;
+  const port = await freePort();
+  writeFileSync(file, `dns: { listen: ["127.0.0.1:${port}"], upstreams: ["127.0.0.1:${up.port}"] }\nlog: { level: info }\n`);
+  const child = spawn(process.execPath, [cli, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  await waitForListening(child);
+  up.opts.delayMs = 800;
+  t.teardown(() => { up.opts.delayMs = 0; });
+  const answer = dig(port, '127.0.20.5', '+short', 'example.org');
+  await new Promise((r) => setTimeout(r, 300));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  t.equal((await answer).trim(), '192.0.2.10', 'the query in flight at SIGTERM was answered');
+  t.equal(await exited, 0, 'then exit 0');
+});
+
+t.test('check --cert with an unreadable file exits 2', async (t) => {
+  const file = join(dir, 'certs.yaml');
+  writeFileSync(join(dir, 'ca.pem'), 'not a certificate');
+  writeFileSync(file, `dns: { upstreams: ["127.0.0.1:53"] }\nclientCerts: { ca: ca.pem }\n`);
+  const r = run(['check', '--config', file, '--client', '10.0.0.1', '--cert', join(dir, 'missing.pem'), 'example.org']);
+  t.equal(r.status, 2);
+  t.match(r.stderr, /--cert: cannot read/);
+});

@@ -265,6 +265,14 @@ t.test('reload: a good config swaps atomically, a bad one keeps the running poli
   const listErr = await af.runtime.reload(() => loadConfig(path));
   t.match(listErr?.message, /missing\.txt/, 'unreadable list rejected');
   t.equal(af.runtime.reloads.failed, 2);
+  af.writeConfig(config(up.port));
+  t.equal(await af.runtime.reload(() => loadConfig(path)), null, 'back to the first config');
+
+  writeFileSync(join(af.dir, 'tiktok.txt'), '# the download came back empty\n');
+  af.writeConfig(config(up.port));
+  const emptied = await af.runtime.reload(() => loadConfig(path));
+  t.match(emptied?.message, /lists\.tiktok: now has 0 rules \(had 2\)/, 'a list that lost all its rules is refused');
+  t.same((await ask(NX, 'www.tiktok.com', 'A')).rcode, 3, 'still blocking with the old list');
 
   writeFileSync(join(af.dir, 'tiktok.txt'), 'tiktok.com\ntiktokcdn.com\nexample.org\n');
   af.writeConfig(config(up.port));
@@ -274,7 +282,7 @@ t.test('reload: a good config swaps atomically, a bad one keeps the running poli
 });
 
 t.test('TCP: an idle connection is closed after dns.tcpIdleTimeoutMs', async (t) => {
-  const idle = await startServer(config(up.port).replace('blockedTtl: 42', 'blockedTtl: 42\n  tcpIdleTimeoutMs: 200'),
+  const idle = await startServer(config(up.port).replace('blockedTtl: 42', 'blockedTtl: 42\n  tcpIdleTimeoutMs: 200\n  maxConnections: 1'),
     { 'tiktok.txt': 'tiktok.com\n', 'allow.txt': 'allowed.tiktok.com\n' });
   t.teardown(() => idle.close());
   const s = tcpSession(idle.server, CITY);
@@ -285,6 +293,27 @@ t.test('TCP: an idle connection is closed after dns.tcpIdleTimeoutMs', async (t)
     s.socket.once('close', () => { clearTimeout(timer); resolve(true); });
   });
   t.ok(closed, 'server closed the idle connection');
+
+  // slowloris: half a frame, then one byte at a time — the idle clock only restarts on whole messages
+  const trickle = tcpSession(idle.server, CITY);
+  trickle.write(Buffer.from([0x00])); // a 1-byte "message" that needs a 2nd length byte... then payload
+  const timer = setInterval(() => { if (!trickle.socket.destroyed) trickle.socket.write(Buffer.from([0x01])); }, 50);
+  const trickleClosed = await new Promise<boolean>((resolve) => {
+    const t2 = setTimeout(() => resolve(false), 3000);
+    trickle.socket.once('close', () => { clearTimeout(t2); resolve(true); });
+  });
+  clearInterval(timer);
+  t.ok(trickleClosed, 'a client trickling bytes of an unfinished frame is closed too');
+
+  // a client that never closes its side after our FIN must not keep the only connection slot (maxConnections: 1)
+  const net = await import('node:net');
+  const halfOpen = net.connect({ host: '127.0.0.1', port: idle.port, localAddress: CITY, allowHalfOpen: true });
+  halfOpen.on('error', () => undefined);
+  t.teardown(() => halfOpen.destroy());
+  await new Promise((r) => setTimeout(r, 2600)); // idle timeout 200 ms + 2 s grace
+  const next = await query({ server: idle.server, name: 'www.tiktok.com', type: 'A', proto: 'tcp', localAddress: GUEST, timeoutMs: 1000 }).catch(() => null);
+  const released = next !== null && next.rcode === 0;
+  t.ok(released, 'a half-open peer does not keep its connection slot');
 });
 
 t.test('log.queries: allowed queries get a "query" line too', async (t) => {

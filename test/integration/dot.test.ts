@@ -22,14 +22,14 @@ let laptop: Issued;
 let otherOu: Issued;
 let forged: Issued;
 
-const yaml = (dir: string, require = false) => `
+const yaml = (dir: string, require = false, access = '127.0.0.0/8') => `
 dns:
   listen: ["127.0.0.1:0"]
   tls: { listen: ["127.0.0.1:0"], cert: ${join(dir, 'server.pem')}, key: ${join(dir, 'server-key.pem')} }
   upstreams: ["127.0.0.1:${up.port}"]
   timeoutMs: 1000
 clientCerts: { ca: ${join(dir, 'device-ca.pem')}, require: ${require} }
-access: { allow: ["127.0.0.0/8"] }
+access: { allow: ["${access}"] }
 lists: { tiktok: { sources: ["tiktok.txt"] } }
 groups:
   city:
@@ -46,8 +46,8 @@ function installCerts(dir: string): void {
   copyFileSync(pki.ca.cert, join(dir, 'device-ca.pem'));
 }
 
-function start(require = false): Promise<Started> {
-  return startServer((dir) => yaml(dir, require), { 'tiktok.txt': 'tiktok.com\n' }, installCerts);
+function start(require = false, access?: string): Promise<Started> {
+  return startServer((dir) => yaml(dir, require, access), { 'tiktok.txt': 'tiktok.com\n' }, installCerts);
 }
 
 interface DotClient {
@@ -210,4 +210,20 @@ t.test('reload (SIGHUP path) picks up new CA and server certificate for new conn
   const still = await connect(port, HOTEL);
   t.equal(still.socket.getPeerCertificate().fingerprint256, fingerprint, 'old server certificate still served');
   still.close();
+});
+
+t.test('a verified device certificate passes access.allow: the roaming laptop is served, strangers are refused', async (t) => {
+  const af = await start(false, '127.0.10.0/24');
+  t.teardown(() => af.close());
+  const port = af.runtime.ports.dot[0]!;
+  const dev = await connect(port, HOTEL, laptop);
+  dev.send('www.tiktok.com', 'A', 1);
+  t.same((await dev.next()).answers.map((a) => a.data), ['0.0.0.0'], 'device certificate from outside access.allow: served (and blocked)');
+  dev.close();
+  for (const [label, cert] of [['no certificate', undefined], ['stranger CA', forged], ['other OU', otherOu]] as const) {
+    const c = await connect(port, HOTEL, cert);
+    c.send('example.org', 'A', 2);
+    t.equal((await c.next()).rcode, 5, `${label} from outside access.allow: REFUSED`);
+    c.close();
+  }
 });

@@ -33,6 +33,7 @@ const MEDIA_TYPE = 'application/dns-message';
 /** The largest DNS message (RFC 8484 §4.1 refers to the 16-bit length of RFC 1035 messages). */
 const MAX_MESSAGE = 65535;
 /** A handshake that has not completed by then is a stalled or hostile client. */
+const MAX_STREAMS_PER_SESSION = 100;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
 
@@ -50,6 +51,8 @@ export class DohTransport {
   static listen(addr: ListenAddress, pipeline: DnsPipeline, opts: DohOptions, log: AppLogger): Promise<DohTransport> {
     const server = http2.createSecureServer({
       ...opts.tls, allowHTTP1: true, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      // Node's default is 2^32-1 streams per session: one client could then queue unbounded work
+      settings: { maxConcurrentStreams: MAX_STREAMS_PER_SESSION },
     });
     const transport = new DohTransport(server, pipeline, opts, log);
     server.on('request', (req: Request, res: Response) => transport.serve(req, res));

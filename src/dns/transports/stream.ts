@@ -14,21 +14,41 @@ export interface StreamOptions {
   readonly maxInFlight: number;
 }
 
+/** Answers queued for a client that does not read: beyond this, reading its queries stops. */
+const MAX_UNSENT_BYTES = 256 * 1024;
+/** After our FIN, how long a peer may keep its half of the connection (and its connection slot). */
+const CLOSE_GRACE_MS = 2000;
+
 export function serveStream(socket: Socket, peer: Peer, pipeline: DnsPipeline, opts: StreamOptions, log: AppLogger): void {
   let pending: Buffer | null = null;
   let inFlight = 0;
   let peerEnded = false;
 
+  const close = (): void => {
+    if (socket.destroyed) return;
+    socket.end();
+    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+  };
+  // RFC 7766 §6.2.3: the idle clock restarts on complete messages only, so a client trickling one
+  // byte at a time, or sending half a frame and stopping, is closed like any idle one.
+  const idle = setTimeout(() => (inFlight > 0 ? idle.refresh() : close()), opts.idleTimeoutMs);
+  idle.unref();
+  const readMore = (): void => {
+    if (socket.isPaused() && inFlight < opts.maxInFlight && socket.writableLength <= MAX_UNSENT_BYTES) socket.resume();
+  };
+
   const write = (bytes: Buffer | null): void => {
     inFlight--;
+    idle.refresh();
     if (bytes !== null && !socket.destroyed && socket.writable) {
       const framed = Buffer.allocUnsafe(bytes.length + 2);
       framed.writeUInt16BE(bytes.length, 0);
       bytes.copy(framed, 2);
       socket.write(framed);
+      if (socket.writableLength > MAX_UNSENT_BYTES) socket.pause();
     }
-    if (socket.isPaused() && inFlight < opts.maxInFlight) socket.resume();
-    if (peerEnded && inFlight === 0 && !socket.destroyed) socket.end();
+    readMore();
+    if (peerEnded && inFlight === 0) close();
   };
 
   const dispatch = (frame: Buffer): void => {
@@ -46,13 +66,13 @@ export function serveStream(socket: Socket, peer: Peer, pipeline: DnsPipeline, o
     }
   };
 
-  socket.setTimeout(opts.idleTimeoutMs, () => socket.end());
   socket.on('data', (chunk: Buffer) => {
     const buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
     let offset = 0;
     while (buf.length - offset >= 2) {
       const len = buf.readUInt16BE(offset);
       if (buf.length - offset - 2 < len) break;
+      idle.refresh();
       // frames share memory with this read's buffer, which Node never reuses
       dispatch(buf.subarray(offset + 2, offset + 2 + len));
       offset += 2 + len;
@@ -60,10 +80,12 @@ export function serveStream(socket: Socket, peer: Peer, pipeline: DnsPipeline, o
     pending = offset === buf.length ? null : Buffer.from(buf.subarray(offset));
     if (inFlight >= opts.maxInFlight) socket.pause();
   });
+  socket.on('drain', readMore);
   socket.on('end', () => {
     peerEnded = true;
-    if (inFlight === 0) socket.end();
+    if (inFlight === 0) close();
   });
+  socket.on('close', () => clearTimeout(idle));
   // ECONNRESET and friends end this connection only.
   socket.on('error', () => socket.destroy());
 }

@@ -11,6 +11,9 @@ import type { AppLogger } from '../../log/logger.js';
 import type { DnsPipeline } from '../pipeline.js';
 
 export class UdpTransport {
+  /** Set on shutdown: new datagrams are ignored while answers to earlier ones still go out. */
+  private draining = false;
+  private closed = false;
   private constructor(private readonly socket: dgram.Socket) {}
 
   static listen(addr: ListenAddress, pipeline: DnsPipeline, log: AppLogger): Promise<UdpTransport> {
@@ -23,10 +26,17 @@ export class UdpTransport {
     });
     // No send callback: Node then tries a synchronous send (uv_udp_try_send) instead of queueing a
     // send request whose completion calls back into JS — measured 80k → see bench/dns.mjs.
+    let transport: UdpTransport | null = null;
     const reply = (bytes: Buffer | null, port: number, address: string): void => {
-      if (bytes !== null) socket.send(bytes, port, address);
+      if (bytes === null || transport?.closed === true) return;
+      try {
+        socket.send(bytes, port, address);
+      } catch (err) {
+        log.warn({ err, client: address }, 'udp reply not sent');
+      }
     };
     socket.on('message', (msg, rinfo) => {
+      if (transport?.draining === true) return;
       try {
         const out = pipeline.handle(msg, { address: rinfo.address, proto: 'udp' });
         if (out === null || Buffer.isBuffer(out)) reply(out, rinfo.port, rinfo.address);
@@ -47,7 +57,8 @@ export class UdpTransport {
           lastReport = Date.now();
           log.warn({ err }, 'udp socket error');
         });
-        resolve(new UdpTransport(socket));
+        transport = new UdpTransport(socket);
+        resolve(transport);
       });
     });
   }
@@ -56,7 +67,14 @@ export class UdpTransport {
     return this.socket.address().port;
   }
 
+  /** Shutdown, step 1: stop taking queries; answers to those in flight still go out. */
+  stopAccepting(): void {
+    this.draining = true;
+  }
+
   close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
 }
