@@ -1,7 +1,8 @@
 /**
  * The one resolver shared by the DNS front end and the proxy: cache first, then the upstreams.
  * A hit is returned synchronously (no promise on the hot path); concurrent misses for one cache key
- * share a single upstream exchange. Every caller gets bytes for its own query (ID, RD, question case,
+ * share a single upstream exchange, except for queries whose name is ambiguous (Query.cacheable false),
+ * which always get their own. Every caller gets bytes for its own query (ID, RD/CD, question case,
  * OPT presence). Knows nothing of clients or policy: CNAME inspection happens above it, on every answer.
  * Upstream traffic goes through our UpstreamClient, not dns2's client (libs.md §1.7).
  */
@@ -19,6 +20,7 @@ export class Resolver {
   resolve(query: Buffer, q: Query): Buffer | Promise<Buffer> {
     const hit = this.cache.get(query, q);
     if (hit !== undefined) return hit;
+    if (!q.cacheable) return this.fetch(query, q).then((stored) => this.cache.answer(stored, query, q));
     const key = cacheKey(q);
     let shared = this.inFlight.get(key);
     if (shared === undefined) {

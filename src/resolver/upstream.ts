@@ -1,12 +1,13 @@
 /**
- * Forwards a client's query bytes to the configured upstreams (config `dns.upstreams`, `dns.timeoutMs`)
- * and returns the first acceptable answer's bytes. Decides what counts as an answer (ID + question match,
- * from the upstream's own address/port: a connected UDP socket lets the kernel check that), when to retry
- * (TC=1 → TCP to the same upstream; timeout, network error, SERVFAIL/REFUSED → next upstream) and when to
- * give up (UpstreamError). Reports every try to `onTry` (metrics: appfence_upstream_duration_seconds).
+ * Sends a client's question to the configured upstreams (config `dns.upstreams`, `dns.timeoutMs`) and
+ * returns the first acceptable answer's bytes. What goes upstream is our own query (wire/write.ts
+ * upstreamQuery: RD=1, our bare OPT, none of the client's EDNS options). Decides what counts as an answer
+ * (ID + question match, from the upstream's own address/port: a connected UDP socket lets the kernel check
+ * that), when to retry (TC=1 → TCP to the same upstream; timeout, network error, SERVFAIL/REFUSED or a
+ * referral → next upstream) and when to give up (UpstreamError). Reports every try to `onTry` (metrics).
  * Plain 'udp' and 'tls' (DoT, RFC 7858, one connection per query) and 'https' (DoH POST, RFC 8484) are
- * supported. dns2's client is not used: it rebuilds the query from (name, type), throws on HTTPS/SVCB, drops
- * the client's EDNS options and its TCPClient has no timeout (libs.md §1.7).
+ * supported. dns2's client is not used: it rebuilds the query from (name, type), throws on HTTPS/SVCB and
+ * its TCPClient has no timeout (libs.md §1.7).
  */
 import { randomFillSync } from 'node:crypto';
 import dgram from 'node:dgram';
@@ -14,7 +15,9 @@ import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { UpstreamConfig } from '../config/types.js';
 import { UpstreamError, type UpstreamFailure } from '../errors.js';
+import { isReferral } from '../wire/answer.js';
 import { HEADER_SIZE, type Query } from '../wire/read.js';
+import { upstreamQuery } from '../wire/write.js';
 
 export interface UpstreamOptions {
   timeoutMs: number;
@@ -78,20 +81,24 @@ export class UpstreamClient {
     this.socketUses = opts.udpSocketUses ?? 1;
   }
 
+  /** `query` is the client's; only its question is sent on (see upstreamQuery). */
   async exchange(query: Buffer, q: Query): Promise<Buffer> {
+    const sent = upstreamQuery(query, q);
     let lastError: UpstreamError | null = null;
     let lastRcodeReply: Buffer | null = null;
     for (const target of this.targets) {
       if (this.closed) break;
       const started = performance.now();
       try {
-        const reply = await this.tryUpstream(target, query, q);
+        const reply = await this.tryUpstream(target, sent, q);
         const retryRcode = RETRY_RCODES[reply[3]! & 0xf];
         if (retryRcode !== undefined) {
           // Another upstream may do better; if none does, this answer (with any EDE it carries) is passed on.
           lastRcodeReply = reply;
           throw new UpstreamError(target.cfg.text, 'format', `answered ${retryRcode}`);
         }
+        // RFC 2308 §5 / RFC 1034 §4.3.1: a referral is no answer; passed on, or cached as NODATA, it blackholes the name.
+        if (isReferral(reply)) throw new UpstreamError(target.cfg.text, 'format', 'answered with a referral, not recursion');
         this.opts.onTry?.(target.cfg.text, true, performance.now() - started);
         reply.writeUInt16BE(q.id, 0);
         return reply;

@@ -30,8 +30,11 @@ export interface AnswerInfo {
   /** [optStart, optEnd) of the OPT record; both -1 when there is none. */
   optStart: number;
   optEnd: number;
+  /** Offset just past the last record: anything after it is trailing junk. */
+  end: number;
 }
 
+const TYPE_NS = 2;
 const TYPE_CNAME = 5;
 const TYPE_SOA = 6;
 const TYPE_DNAME = 39;
@@ -59,6 +62,7 @@ export function readAnswer(buf: Buffer): AnswerInfo | null {
     questionEnd: HEADER_SIZE,
     optStart: -1,
     optEnd: -1,
+    end: HEADER_SIZE,
   };
   let pos = HEADER_SIZE;
   if (qdcount === 1) {
@@ -106,10 +110,38 @@ export function readAnswer(buf: Buffer): AnswerInfo | null {
       if (soaTtl < 0 || negTtl < soaTtl) soaTtl = negTtl;
     }
   }
+  info.end = pos;
   info.negative = info.rcode === RCODE_NXDOMAIN || (info.rcode === RCODE_NOERROR && !hasAskedType);
   if (!info.negative) info.ttl = answerTtl;
   else if (soaTtl >= 0) info.ttl = answerTtl >= 0 ? Math.min(soaTtl, answerTtl) : soaTtl;
   return info;
+}
+
+/**
+ * A referral (NOERROR, no answer, NS in authority, no SOA): what a server that would not recurse for us
+ * says. Not an answer to the question, so the upstream client counts it as a failed try. Header checks
+ * first: an ordinary answer is rejected without walking a record.
+ */
+export function isReferral(buf: Buffer): boolean {
+  if (buf.length < HEADER_SIZE || (buf[3]! & 0xf) !== RCODE_NOERROR || buf.readUInt16BE(6) !== 0) return false;
+  const nscount = buf.readUInt16BE(8);
+  if (nscount === 0) return false;
+  let pos = HEADER_SIZE;
+  for (let i = buf.readUInt16BE(4); i > 0 && pos >= 0; i--) {
+    pos = skipName(buf, pos);
+    if (pos >= 0) pos += 4;
+  }
+  let ns = false;
+  for (let i = 0; i < nscount; i++) {
+    const nameEnd = pos < 0 ? -1 : skipName(buf, pos);
+    if (nameEnd < 0 || nameEnd + 10 > buf.length) return false;
+    const type = buf.readUInt16BE(nameEnd);
+    if (type === TYPE_SOA) return false;
+    if (type === TYPE_NS) ns = true;
+    pos = nameEnd + 10 + buf.readUInt16BE(nameEnd + 8);
+    if (pos > buf.length) return false;
+  }
+  return ns;
 }
 
 /** SOA MINIMUM (the last 4 rdata octets after MNAME and RNAME), or -1 when the rdata is malformed. */

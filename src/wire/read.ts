@@ -19,6 +19,11 @@ export interface Query {
   /** max(512, OPT class), or 512 without OPT. */
   udpSize: number;
   dnssecOk: boolean;
+  /**
+   * False when the qname string does not name one wire name unambiguously (a label holding a literal '.'
+   * reads like two labels): such a query may share neither a cache entry nor an upstream exchange.
+   */
+  readonly cacheable: boolean;
 }
 
 /** A plain object rather than a const enum: isolatedModules transpilers then see a real value. */
@@ -87,6 +92,15 @@ export function skipRecord(buf: Buffer, offset: number): number {
   return end <= buf.length ? end : -1;
 }
 
+/** True when a label of the pointer-free name in [offset, end) contains a '.' octet. */
+function labelHasDot(buf: Buffer, offset: number, end: number): boolean {
+  for (let pos = offset; pos < end - 1; pos += buf[pos]! + 1) {
+    const labelEnd = pos + 1 + buf[pos]!;
+    for (let i = pos + 1; i < labelEnd; i++) if (buf[i] === 0x2e) return true;
+  }
+  return false;
+}
+
 /** Never throws; see ParseFailure for what each failure means to the caller. */
 export function readQuery(buf: Buffer): Query | ParseFailure {
   if (buf.length < HEADER_SIZE) return ParseFailure.Drop;
@@ -109,6 +123,7 @@ export function readQuery(buf: Buffer): Query | ParseFailure {
     hasOpt: false,
     udpSize: 512,
     dnssecOk: false,
+    cacheable: !labelHasDot(buf, HEADER_SIZE, nameEnd),
   };
   const records = buf.readUInt16BE(6) + buf.readUInt16BE(8);
   const arcount = buf.readUInt16BE(10);

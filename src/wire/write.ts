@@ -16,6 +16,7 @@ const OPCODE_MASK = 0x7800;
 const TC = 0x0200;
 const RD = 0x0100;
 const RA = 0x0080;
+const AD = 0x0020;
 const CD = 0x0010;
 
 /** Writes a bare OPT (root owner, our UDP size, DO echoed) at `offset`. */
@@ -25,6 +26,26 @@ export function writeOpt(out: Buffer, offset: number, dnssecOk: boolean): void {
   out.writeUInt16BE(EDNS_UDP_SIZE, offset + 3);
   out.writeUInt32BE(dnssecOk ? 0x8000 : 0, offset + 5);
   out.writeUInt16BE(0, offset + 9);
+}
+
+/**
+ * The query we send upstream for a client's query: header, its question (0x20 case kept) and our own bare
+ * OPT — never the client's. RD=1 whatever the client asked (RD=0 would fetch referrals into a shared cache),
+ * CD copied (it is part of the cache key), AD=1 so the upstream reports validation (RFC 6840 §5.7); the
+ * cache clears AD again for clients that asked for neither AD nor DO. No client EDNS option (COOKIE, ECS,
+ * padding) leaves this host, so no upstream reply can carry one back into the shared cache. ID is 0: each
+ * try writes its own.
+ */
+export function upstreamQuery(query: Buffer, q: Query): Buffer {
+  const out = Buffer.allocUnsafe(q.questionEnd + OPT_SIZE);
+  out.writeUInt16BE(0, 0);
+  out.writeUInt16BE(RD | AD | (q.flags & CD), 2);
+  out.writeUInt16BE(1, 4);
+  out.writeUInt32BE(0, 6); // ancount, nscount
+  out.writeUInt16BE(1, 10);
+  query.copy(out, HEADER_SIZE, HEADER_SIZE, q.questionEnd);
+  writeOpt(out, q.questionEnd, q.dnssecOk);
+  return out;
 }
 
 /** Reply flags for a query's flags: QR and RA set, opcode, RD and CD copied. */

@@ -2,7 +2,8 @@
  * A misbehaving-on-request upstream DNS server for tests: UDP and TCP on one 127.0.0.1 port, answers from a
  * table the test owns (and may change while running). Answers are built with dns2's Packet, independent of
  * src/wire. Knobs: truncateUdp, silent, wrongId / wrongQuestion / spoofFromOtherPort (bogus replies sent
- * first), delayMs, fixed rcode. Counts queries per transport and logs every question it got.
+ * first), delayMs, fixed rcode, ignoreEdns, and a per-query `respond` hook that overrides the zone.
+ * Counts queries per transport and logs every question it got.
  */
 import dgram from 'node:dgram';
 import { createServer, type Server as TcpServer, type Socket } from 'node:net';
@@ -32,6 +33,8 @@ export interface FakeRecord {
 
 export interface FakeAnswer {
   rcode?: number;
+  /** Set the AD bit. */
+  ad?: boolean;
   answers?: FakeRecord[];
   authorities?: FakeRecord[];
 }
@@ -50,6 +53,12 @@ export interface FakeUpstreamOptions {
   delayMs?: number;
   /** Answer every query with this rcode and nothing else. */
   rcode?: number;
+  /** Never put an OPT in a reply (a pre-EDNS server). */
+  ignoreEdns?: boolean;
+  /** Asked first for every query (with the raw bytes as received); undefined falls back to the zone. */
+  respond?: (request: DnsPacket, raw: Buffer) => FakeAnswer | undefined;
+  /** Asked before everything else: reply bytes built by the test (for what dns2 cannot encode), or undefined. */
+  rawReply?: (raw: Buffer) => Buffer | undefined;
 }
 
 export interface LoggedQuestion {
@@ -137,17 +146,20 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     const question = request.questions[0];
     if (!question) return null;
     state.log.push({ proto, id: request.header.id, name: question.name, type: question.type, raw: Buffer.from(raw) });
+    const custom = opts.rawReply?.(raw);
+    if (custom) return { reply: custom, request };
     const res = Packet.createResponseFromRequest(request);
     res.header.ra = 1;
     const opt = request.additionals.find((r) => r.type === 41);
-    if (opt) res.additionals.push(Packet.Resource.EDNS([], { udpPayloadSize: 1232, doFlag: !!opt.doFlag }));
+    if (opt && !opts.ignoreEdns) res.additionals.push(Packet.Resource.EDNS([], { udpPayloadSize: 1232, doFlag: !!opt.doFlag }));
     if (opts.rcode !== undefined) {
       res.header.rcode = opts.rcode;
     } else if (proto === 'udp' && opts.truncateUdp) {
       res.header.tc = 1;
     } else {
-      const a = lookup(opts.zone, question.name, question.type);
+      const a = opts.respond?.(request, raw) ?? lookup(opts.zone, question.name, question.type);
       res.header.rcode = a.rcode ?? 0;
+      if (a.ad) Object.assign(res.header, { ad: 1 }); // dns2's typings lack ad/cd; its codec has them
       res.answers = (a.answers ?? []).map((rec) => toResource(rec, question.name));
       res.authorities = (a.authorities ?? []).map((rec) => toResource(rec, question.name));
     }

@@ -1,9 +1,9 @@
 import t from 'tap';
 import dns2 from 'dns2';
 import { readQuery, ParseFailure, type Query } from '../../src/wire/read.js';
-import { errorReply, truncateForUdp, RCODE } from '../../src/wire/write.js';
+import { errorReply, truncateForUdp, upstreamQuery, RCODE } from '../../src/wire/write.js';
 import { Sinkhole } from '../../src/wire/sinkhole.js';
-import { readAnswer } from '../../src/wire/answer.js';
+import { isReferral, readAnswer } from '../../src/wire/answer.js';
 import type { BlockMode } from '../../src/config/types.js';
 import { buildQuery, type DnsPacket } from '../helpers/dns-client.js';
 import { nameToWire } from '../helpers/fake-upstream.js';
@@ -114,10 +114,12 @@ t.test('random and mutated input never throws', async (t) => {
       answered++;
       sinkhole.answer(buf, q);
       errorReply(buf, q, RCODE.SERVFAIL);
+      upstreamQuery(buf, q);
     } else {
       errorReply(buf, null, RCODE.FORMERR);
     }
     readAnswer(buf);
+    isReferral(buf);
     truncateForUdp(buf, 20);
   }
   t.ok(answered > 100, `${answered} mutated queries still parsed and were answered`);
@@ -229,4 +231,57 @@ t.test('readAnswer', async (t) => {
   const rdata = info.ttlOffsets[0]! + 6;
   loop.writeUInt16BE(0xc000 | rdata, rdata); // the first CNAME's target points at itself
   t.equal(readAnswer(loop), null, 'pointer loop in a CNAME target');
+});
+
+t.test('readQuery: a label holding a literal "." makes the query uncacheable', async (t) => {
+  t.equal(parsed(buildQuery({ name: 'wwx.victim.test', type: 'A' })).cacheable, true);
+  t.equal(parsed(buildQuery({ name: '', type: 'NS' })).cacheable, true, 'root');
+  const odd = (labels: string[]): Buffer => Buffer.concat([
+    Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+    ...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])),
+    Buffer.from([0, 0, 1, 0, 1]),
+  ]);
+  for (const labels of [['wwx.victim', 'test'], ['wwx', 'victim.test'], ['.'], ['a', 'b.']]) {
+    const q = parsed(odd(labels));
+    t.equal(q.qname, labels.join('.'), `${JSON.stringify(labels)}: qname kept for policy (over-blocks)`);
+    t.equal(q.cacheable, false, `${JSON.stringify(labels)}: not cacheable`);
+  }
+  t.equal(parsed(odd(['wwx', 'victim', 'test'])).cacheable, true);
+  t.equal(parsed(odd(['wwx', 'Victim\u00e9', 'test'])).cacheable, true, 'other octets are unambiguous in latin1');
+});
+
+t.test('upstreamQuery: header + question + our bare OPT, whatever the client sent', async (t) => {
+  const base = buildQuery({ name: 'WwW.Example.org', type: 'AAAA', id: 99, dnssecOk: true, recursionDesired: false });
+  const cookie = Buffer.from('000a0008a1a2a3a4a5a6a7a8', 'hex');
+  const client = Buffer.concat([base, cookie]);
+  client.writeUInt16BE(cookie.length, base.length - 2);
+  client.writeUInt16BE(4096, base.length - 8);
+  client[3] = client[3]! | 0x10 | 0x40; // CD and the reserved Z bit
+  const q = parsed(client);
+  const sent = upstreamQuery(client, q);
+  const p = Packet.parse(sent);
+  t.match(p.header, { id: 0, qr: 0, opcode: 0, rd: 1, qdcount: 1, ancount: 0, nscount: 0, arcount: 1 });
+  t.equal(sent.readUInt16BE(2), 0x0130, 'RD, AD, CD copied; Z cleared');
+  t.same(sent.subarray(12, q.questionEnd), client.subarray(12, q.questionEnd), 'question with its 0x20 case');
+  t.equal(sent.length, q.questionEnd + 11, 'nothing after our OPT');
+  t.match(p.additionals[0], { type: 41, class: 1232, doFlag: true, rdata: [] });
+  const plain = buildQuery({ name: 'a.example', type: 'A' });
+  const sentPlain = upstreamQuery(plain, parsed(plain));
+  t.equal(sentPlain.readUInt16BE(2), 0x0120);
+  t.match(Packet.parse(sentPlain).additionals[0], { type: 41, class: 1232, doFlag: false });
+});
+
+t.test('isReferral and readAnswer.end', async (t) => {
+  const ns = { name: 'example', type: 2, ttl: 3600, ns: 'ns1.example' };
+  const soa = { name: 'example', type: 6, ttl: 900, primary: 'ns.example', admin: 'h.example', minimum: 60, ...SOA };
+  t.equal(isReferral(response({ name: 'x.example', type: 1, authorities: [ns], edns: true })), true, 'NOERROR, no answer, NS, no SOA');
+  t.equal(isReferral(response({ name: 'x.example', type: 1, authorities: [ns, soa] })), false, 'NODATA with SOA');
+  t.equal(isReferral(response({ name: 'x.example', type: 1 })), false, 'bare NODATA');
+  t.equal(isReferral(response({ name: 'x.example', type: 1, rcode: 3, authorities: [ns] })), false, 'NXDOMAIN');
+  t.equal(isReferral(response({ name: 'x.example', type: 1, answers: [{ name: 'x.example', type: 1, ttl: 5, address: '192.0.2.1' }], authorities: [ns] })), false, 'an answer');
+  const referral = response({ name: 'x.example', type: 1, authorities: [ns] });
+  t.equal(isReferral(referral.subarray(0, referral.length - 3)), false, 'cut short: not a referral (readAnswer rejects it)');
+  const info = readAnswer(Buffer.concat([referral, Buffer.from('junk')]))!;
+  t.equal(info.end, referral.length, 'end excludes trailing junk');
+  t.match(info, { negative: true, ttl: -1 }, 'a referral reads as NODATA without SOA: never cached');
 });
