@@ -207,3 +207,23 @@ t.test('check --cert with an unreadable file exits 2', async (t) => {
   t.equal(r.status, 2);
   t.match(r.stderr, /--cert: cannot read/);
 });
+
+t.test('tail FILE follows the block log as it grows', async (t) => {
+  const file = join(dir, 'follow.log');
+  const line = (name: string) => JSON.stringify({ time: '2026-11-24T10:00:00.000Z', event: 'block', proto: 'tcp', client: '10.20.4.7',
+    group: 'city', via: 'cert', device: 'laptop-042', name, qtype: 'AAAA', rule: 'tiktok.com', list: 'tiktok', answer: 'nxdomain' }) + '\n';
+  writeFileSync(file, line('first.tiktok.com'));
+  const child = spawn(process.execPath, [cli, 'tail', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  let out = '';
+  const seen = (text: string) => new Promise<void>((resolve) => {
+    const check = () => { if (out.includes(text)) resolve(); };
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); check(); });
+    check();
+  });
+  await seen('first.tiktok.com');
+  const { appendFileSync } = await import('node:fs');
+  appendFileSync(file, line('second.tiktok.com'));
+  await seen('second.tiktok.com');
+  t.match(out, /BLOCK\s+tcp\s+10\.20\.4\.7\s+city \(cert laptop-042\)\s+second\.tiktok\.com AAAA → nxdomain\s+\[tiktok: tiktok\.com\]/);
+});
