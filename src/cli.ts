@@ -10,7 +10,7 @@ import { checkCommand } from './commands/check.js';
 import { listsCheckCommand } from './commands/lists-check.js';
 import { tailCommand } from './commands/tail.js';
 
-const HELP = `appfence — DNS resolver that keeps TikTok off organisation-owned devices
+const HELP = `appfence — DNS resolver (UDP, TCP, DoT, DoH) that keeps TikTok off organisation-owned devices
 
 Usage:
   appfence serve [--config FILE]                      run every listener in the config (embedded default without --config)
@@ -24,7 +24,8 @@ Exit codes: 0 ok, 1 negative answer (check, lists check), 2 usage or config erro
 
 export const COMMAND_HELP: Record<string, string> = {
   serve: `Usage: appfence serve [--config FILE]
-  Runs DNS (UDP+TCP on every dns.listen address) with the lists and groups of FILE.
+  Runs DNS (UDP+TCP on every dns.listen address, DoT on dns.tls, DoH on dns.https) with the
+  lists, groups and device-certificate trust (clientCerts) of FILE.
   Without --config: the embedded default (DNS on 127.0.0.1:1053, upstreams from /etc/resolv.conf,
   blocklists/tiktok.txt, every loopback client managed).
   SIGHUP reloads config and lists atomically; SIGTERM/SIGINT drain for up to 5 s and exit 0.`,
