@@ -100,7 +100,8 @@ export class Runtime {
       // port 0 in tests: TCP follows the port UDP was given, as on a real :53
       const tcpAddr = addr.port === 0 ? { host: addr.host, port: udp.port } : addr;
       this.tcp.push(await bound(`dns.listen[${i}]`, tcpAddr, TcpTransport.listen(tcpAddr, this.pipeline,
-        { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections }, dnsLog)));
+        { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
+          maxConnectionsPerClient: dns.maxConnectionsPerClient }, dnsLog)));
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
     }
     // Said out loud rather than ignored: these sections validate (configs written for later releases
@@ -108,7 +109,8 @@ export class Runtime {
     if (this.built.config.proxy !== undefined) this.log.warn({ listen: this.built.config.proxy.listen }, 'proxy: not built yet; not started');
     if (this.built.config.admin !== undefined) this.log.warn({ listen: this.built.config.admin.listen }, 'admin API: not built yet; not started');
     const identify = (socket: TLSSocket): ClientIdentity | undefined => this.identifyTls(socket);
-    const stream = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections };
+    const stream = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
+      maxConnectionsPerClient: dns.maxConnectionsPerClient };
     if (dns.tls !== undefined && this.built.dotTls !== null) {
       for (const [i, addr] of dns.tls.listen.entries()) {
         const dot = await bound(`dns.tls.listen[${i}]`, addr, DotTransport.listen(addr, this.pipeline, { ...stream, tls: this.built.dotTls, identify }, dnsLog));
@@ -119,7 +121,8 @@ export class Runtime {
     if (dns.https !== undefined && this.built.dohTls !== null) {
       for (const [i, addr] of dns.https.listen.entries()) {
         const doh = await bound(`dns.https.listen[${i}]`, addr, DohTransport.listen(addr, this.pipeline,
-          { tls: this.built.dohTls, identify, maxConnections: dns.maxConnections, idleTimeoutMs: dns.tcpIdleTimeoutMs }, dnsLog));
+          { tls: this.built.dohTls, identify, maxConnections: dns.maxConnections,
+            maxConnectionsPerClient: dns.maxConnectionsPerClient, idleTimeoutMs: dns.tcpIdleTimeoutMs }, dnsLog));
         this.doh.push(doh);
         this.log.info({ listen: `${addr.host}:${doh.port}`, proto: 'doh' }, 'dns listening');
       }

@@ -47,8 +47,10 @@ export interface DnsConfig {
   readonly blockedTtl: number;
   /** RFC 7766 idle timeout for TCP/DoT connections. */
   readonly tcpIdleTimeoutMs: number;
-  /** Cap on concurrent TCP (and, separately, DoT) connections. */
+  /** Cap on concurrent connections per TCP, DoT or DoH listener. */
   readonly maxConnections: number;
+  /** Cap on concurrent connections from one source address per listener (a few sockets must not take them all). */
+  readonly maxConnectionsPerClient: number;
 }
 
 export interface ProxyConfig {

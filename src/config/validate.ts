@@ -80,6 +80,7 @@ function readDns(r: Reader, value: unknown): DnsConfig {
   const path = 'dns';
   const checked = r.mapping(path, value ?? {}, [
     'listen', 'tls', 'https', 'upstreams', 'timeoutMs', 'cache', 'blockedTtl', 'tcpIdleTimeoutMs', 'maxConnections',
+    'maxConnectionsPerClient',
   ]);
   const v = checked ?? {};
   const tls = optional(v.tls, (t) => readTls(r, child(path, 'tls'), t, ['0.0.0.0:853']));
@@ -101,6 +102,7 @@ function readDns(r: Reader, value: unknown): DnsConfig {
     blockedTtl: r.integer(child(path, 'blockedTtl'), v.blockedTtl, 60, 0, MAX_TTL),
     tcpIdleTimeoutMs: r.integer(child(path, 'tcpIdleTimeoutMs'), v.tcpIdleTimeoutMs, 10_000, 1),
     maxConnections: r.integer(child(path, 'maxConnections'), v.maxConnections, 1000, 1),
+    maxConnectionsPerClient: r.integer(child(path, 'maxConnectionsPerClient'), v.maxConnectionsPerClient, 100, 1),
   };
 }
 

@@ -328,3 +328,21 @@ t.test('log.queries: allowed queries get a "query" line too', async (t) => {
   await ask(GUEST, 'example.org', 'A');
   t.equal(af.events().length, before, 'off again: no line for an allowed query');
 });
+
+t.test('TCP: dns.maxConnectionsPerClient keeps one host from taking every slot', async (t) => {
+  const capped = await startServer(config(up.port).replace('blockedTtl: 42', 'blockedTtl: 42\n  maxConnectionsPerClient: 2'),
+    { 'tiktok.txt': 'tiktok.com\n', 'allow.txt': 'allowed.tiktok.com\n' });
+  t.teardown(() => capped.close());
+  const held = [tcpSession(capped.server, CITY), tcpSession(capped.server, CITY)];
+  for (const [i, s] of held.entries()) {
+    s.writeQuery({ name: 'www.tiktok.com', type: 'A', id: i });
+    t.ok(await s.read(1000), `connection ${i + 1} from the host is served`);
+  }
+  const third = tcpSession(capped.server, CITY);
+  third.writeQuery({ name: 'www.tiktok.com', type: 'A', id: 3 });
+  t.equal(await third.read(1000), null, 'a third concurrent connection from the same host is refused');
+  const other = await query({ server: capped.server, name: 'www.tiktok.com', type: 'A', proto: 'tcp', localAddress: GUEST });
+  t.equal(other.rcode, 0, 'another host still gets in');
+  held.forEach((s) => s.close());
+  third.close();
+});

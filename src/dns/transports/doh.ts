@@ -12,7 +12,7 @@ import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { ListenAddress } from '../../config/types.js';
 import type { ClientIdentity } from '../../identity/identify.js';
 import type { AppLogger } from '../../log/logger.js';
-import { listenOn, boundPort, swapSecureContext } from './listener.js';
+import { listenOn, boundPort, swapSecureContext, ClientSlots } from './listener.js';
 import type { DnsPipeline, Peer } from '../pipeline.js';
 import { readAnswer } from '../../wire/answer.js';
 
@@ -22,6 +22,7 @@ export interface DohOptions {
   /** Certificate identity of a connection (called once per TLS connection; undefined → subnet identity applies). */
   readonly identify: (socket: TLSSocket) => ClientIdentity | undefined;
   readonly maxConnections: number;
+  readonly maxConnectionsPerClient: number;
   readonly idleTimeoutMs: number;
 }
 
@@ -57,7 +58,11 @@ export class DohTransport {
     const transport = new DohTransport(server, pipeline, opts, log);
     server.on('request', (req: Request, res: Response) => transport.serve(req, res));
     // Raw sockets from accept on, so closeConnections() also reaches handshakes still under way.
-    server.on('connection', (socket: net.Socket) => transport.track(socket));
+    const slots = new ClientSlots(opts.maxConnectionsPerClient);
+    server.on('connection', (socket: net.Socket) => {
+      if (!slots.admit(socket)) return void socket.destroy();
+      transport.track(socket);
+    });
     server.on('secureConnection', (socket: TLSSocket) => transport.track(socket));
     server.on('session', (session: http2.ServerHttp2Session) => {
       transport.sessions.add(session);

@@ -9,13 +9,14 @@ import type { ListenAddress } from '../../config/types.js';
 import type { ClientIdentity } from '../../identity/identify.js';
 import type { AppLogger } from '../../log/logger.js';
 import type { DnsPipeline } from '../pipeline.js';
-import { listenOn, boundPort, swapSecureContext } from './listener.js';
+import { listenOn, boundPort, swapSecureContext, ClientSlots } from './listener.js';
 import { serveStream, type StreamOptions } from './stream.js';
 
 export interface DotOptions extends StreamOptions {
   readonly tls: tls.TlsOptions;
   readonly identify: (socket: tls.TLSSocket) => ClientIdentity | undefined;
   readonly maxConnections: number;
+  readonly maxConnectionsPerClient: number;
 }
 
 /** A handshake that has not completed by then is a stalled or hostile client. */
@@ -30,7 +31,9 @@ export class DotTransport {
   static listen(addr: ListenAddress, pipeline: DnsPipeline, opts: DotOptions, log: AppLogger): Promise<DotTransport> {
     const server = tls.createServer({ ...opts.tls, allowHalfOpen: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
     const transport = new DotTransport(server);
+    const slots = new ClientSlots(opts.maxConnectionsPerClient);
     server.on('connection', (raw: net.Socket) => {
+      if (!slots.admit(raw)) return void raw.destroy();
       transport.sockets.add(raw);
       raw.once('close', () => transport.sockets.delete(raw));
       raw.setNoDelay(true);

@@ -32,3 +32,26 @@ export function swapSecureContext(server: tls.Server, options: tls.TlsOptions): 
   settings.requestCert = options.requestCert === true;
   settings.rejectUnauthorized = options.rejectUnauthorized !== false;
 }
+
+/**
+ * Connections per source address on one listener. Without it a handful of idle sockets from one
+ * host can take every slot of `maxConnections` from everyone else.
+ */
+export class ClientSlots {
+  private readonly open = new Map<string, number>();
+  constructor(private readonly perClient: number) {}
+
+  /** Counts the connection and releases it on close; false when its address is at the cap. */
+  admit(socket: net.Socket): boolean {
+    const address = socket.remoteAddress ?? '';
+    const n = this.open.get(address) ?? 0;
+    if (n >= this.perClient) return false;
+    this.open.set(address, n + 1);
+    socket.once('close', () => {
+      const left = (this.open.get(address) ?? 1) - 1;
+      if (left <= 0) this.open.delete(address);
+      else this.open.set(address, left);
+    });
+    return true;
+  }
+}

@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { ListenAddress } from '../../config/types.js';
 import type { AppLogger } from '../../log/logger.js';
 import type { DnsPipeline } from '../pipeline.js';
-import { listenOn, boundPort } from './listener.js';
+import { listenOn, boundPort, ClientSlots } from './listener.js';
 import { serveStream, type StreamOptions } from './stream.js';
 
 export class TcpTransport {
@@ -11,12 +11,14 @@ export class TcpTransport {
   private closed: Promise<void> | null = null;
   private constructor(private readonly server: net.Server) {}
 
-  static listen(addr: ListenAddress, pipeline: DnsPipeline, opts: StreamOptions & { maxConnections: number }, log: AppLogger): Promise<TcpTransport> {
+  static listen(addr: ListenAddress, pipeline: DnsPipeline, opts: StreamOptions & { maxConnections: number; maxConnectionsPerClient: number },
+    log: AppLogger): Promise<TcpTransport> {
+    const slots = new ClientSlots(opts.maxConnectionsPerClient);
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     const transport = new TcpTransport(server);
     server.on('connection', (socket) => {
       const address = socket.remoteAddress;
-      if (address === undefined) return void socket.destroy();
+      if (address === undefined || !slots.admit(socket)) return void socket.destroy();
       transport.sockets.add(socket);
       socket.once('close', () => transport.sockets.delete(socket));
       serveStream(socket, { address, proto: 'tcp' }, pipeline, opts, log);
