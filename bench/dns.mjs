@@ -4,7 +4,7 @@
 // Servers are pinned to core 1 and dnsperf to core 0 (taskset). Bounded: each dnsperf run is -l seconds.
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import dgram from 'node:dgram';
+import { startUpstream, freePort, sleep, have } from './lib.mjs';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,24 +13,9 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const dir = mkdtempSync(join(tmpdir(), 'appfence-bench-'));
-const have = (cmd) => { try { execFileSync('sh', ['-c', `command -v ${cmd}`]); return true; } catch { return false; } };
 for (const cmd of ['dnsperf', 'dnsmasq', 'taskset']) if (!have(cmd)) { console.error(`missing ${cmd}: apt-get install -y dnsperf dnsmasq-base`); process.exit(2); }
 
-// Fake upstream: answers every question with one A record 192.0.2.1, TTL one day (so cache hits stay hits).
-function startUpstream() {
-  const sock = dgram.createSocket('udp4');
-  sock.on('message', (q, r) => {
-    if (q.length < 12) return;
-    let o = 12; while (o < q.length && q[o] !== 0) o += q[o] + 1; o += 5;
-    const head = Buffer.from(q.subarray(0, o)); head[2] = 0x81 | (q[2] & 0x01); head[3] = 0x80; head.writeUInt16BE(1, 6); head.writeUInt16BE(0, 8); head.writeUInt16BE(0, 10);
-    const rr = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 1, 0x51, 0x80, 0, 4, 192, 0, 2, 1]);
-    sock.send(Buffer.concat([head, rr]), r.port, r.address);
-  });
-  return new Promise((res) => sock.bind(0, '127.0.0.1', () => res(sock)));
-}
 
-const freePort = () => new Promise((res) => { const s = dgram.createSocket('udp4'); s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // async: the fake upstream lives in this process and must keep answering while dnsperf runs
 async function dnsperf(port, file, seconds) {

@@ -5,7 +5,7 @@
 // The server is dist/cli.js serve, pinned to core 1 when taskset exists; the client runs here on core 0.
 // Bounded: each run lasts BENCH_SECONDS (default 5) with at most CONCURRENCY (default 64) requests in flight.
 import { spawn, execFileSync } from 'node:child_process';
-import dgram from 'node:dgram';
+import { startUpstream, freePort, sleep, have } from './lib.mjs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
@@ -19,26 +19,11 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 64);
 const SESSIONS = 4;
 const dir = mkdtempSync(join(tmpdir(), 'appfence-bench-doh-'));
-const have = (cmd) => { try { execFileSync('sh', ['-c', `command -v ${cmd}`]); return true; } catch { return false; } };
 if (!have('openssl')) { console.error('missing openssl'); process.exit(2); }
 const pin = have('taskset');
 if (pin) execFileSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Fake upstream: every question gets one A record 192.0.2.1 with a one-day TTL (cache hits stay hits).
-function startUpstream() {
-  const sock = dgram.createSocket('udp4');
-  sock.on('message', (q, r) => {
-    if (q.length < 12) return;
-    let o = 12; while (o < q.length && q[o] !== 0) o += q[o] + 1; o += 5;
-    const head = Buffer.from(q.subarray(0, o)); head[2] = 0x81 | (q[2] & 0x01); head[3] = 0x80; head.writeUInt16BE(1, 6); head.writeUInt16BE(0, 8); head.writeUInt16BE(0, 10);
-    const rr = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 1, 0x51, 0x80, 0, 4, 192, 0, 2, 1]);
-    sock.send(Buffer.concat([head, rr]), r.port, r.address);
-  });
-  return new Promise((res) => sock.bind(0, '127.0.0.1', () => res(sock)));
-}
 
-const freePort = () => new Promise((res) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); });
 
 /** An A query with ID 0 (RFC 8484 §4.1: cache-friendly), built by hand so the bench needs no build of the tests. */
 function query(name) {

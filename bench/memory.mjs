@@ -4,6 +4,7 @@
 // Run: npm run build && node bench/memory.mjs
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import { startUpstream, sleep, wireQuery } from './lib.mjs';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,6 @@ const data = process.env.APPFENCE_DATA ?? join(root, '../shared/data');
 const FILES = ['blocklist-hagezi-light.hosts.txt', 'blocklist-hagezi-pro.domains.txt', 'blocklist-hagezi-multi.adblock.txt'];
 for (const f of [...FILES, 'popular-domains.txt']) if (!existsSync(join(data, f))) { console.error(`missing ${data}/${f}`); process.exit(2); }
 const dir = mkdtempSync(join(tmpdir(), 'appfence-mem-'));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rssMb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 // synthetic rules up to 1M in total
@@ -23,13 +23,7 @@ const synth = [];
 for (let i = 0; synth.length < 1_000_000 - existing; i++) synth.push(`t${(i * 2654435761 >>> 0).toString(36)}${i.toString(36)}.example-tracker.net`);
 writeFileSync(join(dir, 'synthetic.txt'), synth.join('\n') + '\n');
 
-const up = dgram.createSocket('udp4');
-up.on('message', (q, r) => {
-  let o = 12; while (o < q.length && q[o] !== 0) o += q[o] + 1; o += 5;
-  const head = Buffer.from(q.subarray(0, o)); head[2] = 0x81; head[3] = 0x80; head.writeUInt16BE(1, 6); head.writeUInt16BE(0, 8); head.writeUInt16BE(0, 10);
-  up.send(Buffer.concat([head, Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 1, 0x51, 0x80, 0, 4, 192, 0, 2, 1])]), r.port, r.address);
-});
-await new Promise((r) => up.bind(0, '127.0.0.1', r));
+const up = await startUpstream();
 const port = 20000 + Math.floor(Math.random() * 20000);
 const lists = [...FILES.map((f) => join(data, f)), join(dir, 'synthetic.txt')];
 writeFileSync(join(dir, 'appfence.yaml'), `dns:
@@ -46,14 +40,7 @@ const started = Date.now();
 const child = spawn(process.execPath, [join(root, 'dist/cli.js'), 'serve', '--config', join(dir, 'appfence.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
 const client = dgram.createSocket('udp4');
 await new Promise((r) => client.bind(0, '127.0.0.1', r));
-const query = (name, id) => {
-  const labels = name.split('.').filter(Boolean);
-  const q = Buffer.alloc(12 + labels.reduce((n, l) => n + l.length + 1, 0) + 5);
-  q.writeUInt16BE(id, 0); q[2] = 1; q.writeUInt16BE(1, 4);
-  let o = 12; for (const l of labels) { q[o++] = l.length; o += q.write(l, o, 'latin1'); }
-  q[o++] = 0; q.writeUInt16BE(1, o); q.writeUInt16BE(1, o + 2);
-  return q;
-};
+const query = (name, id) => wireQuery(`${name} A`, id);
 let answered = 0;
 client.on('message', () => { answered++; });
 // wait for start-up (list loading) — bounded 60 s

@@ -6,7 +6,7 @@
 // Run: npm run build && node bench/tls.mjs   (needs dnsperf, openssl, taskset). Bounded: BENCH_SECONDS per run.
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import dgram from 'node:dgram';
+import { startUpstream, freePort, wireQuery } from './lib.mjs';
 import net from 'node:net';
 import http2 from 'node:http2';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -27,14 +27,7 @@ execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramg
   '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
   '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
 
-const up = dgram.createSocket('udp4');
-up.on('message', (q, r) => {
-  let o = 12; while (o < q.length && q[o] !== 0) o += q[o] + 1; o += 5;
-  const head = Buffer.from(q.subarray(0, o)); head[2] = 0x81; head[3] = 0x80; head.writeUInt16BE(1, 6); head.writeUInt16BE(0, 8); head.writeUInt16BE(0, 10);
-  up.send(Buffer.concat([head, Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 1, 0x51, 0x80, 0, 4, 192, 0, 2, 1])]), r.port, r.address);
-});
-await new Promise((r) => up.bind(0, '127.0.0.1', r));
-const freePort = () => new Promise((res) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); });
+const up = await startUpstream();
 const [udpPort, dotPort, dohPort] = [await freePort(), await freePort(), await freePort()];
 writeFileSync(join(dir, 'appfence.yaml'), `dns:
   listen: ["127.0.0.1:${udpPort}"]
@@ -64,15 +57,6 @@ async function dnsperf(mode, file, extra = []) {
   return Math.round(Number(/Queries per second:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0));
 }
 
-function wireQuery(line) {
-  const [name, type] = line.split(' ');
-  const labels = name.split('.');
-  const q = Buffer.alloc(12 + labels.reduce((n, l) => n + l.length + 1, 0) + 5);
-  q[2] = 1; q.writeUInt16BE(1, 4);
-  let o = 12; for (const l of labels) { q[o++] = l.length; o += q.write(l, o, 'latin1'); }
-  q[o++] = 0; q.writeUInt16BE(type === 'AAAA' ? 28 : 1, o); q.writeUInt16BE(1, o + 2);
-  return q;
-}
 const connectH2 = () => http2.connect(`https://127.0.0.1:${dohPort}`, { rejectUnauthorized: false });
 const post = (session, body) => new Promise((resolve, reject) => {
   const req = session.request({ ':method': 'POST', ':path': '/dns-query', 'content-type': 'application/dns-message' });

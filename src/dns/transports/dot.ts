@@ -9,7 +9,7 @@ import type { ListenAddress } from '../../config/types.js';
 import type { ClientIdentity } from '../../identity/identify.js';
 import type { AppLogger } from '../../log/logger.js';
 import type { DnsPipeline } from '../pipeline.js';
-import { listenOn, boundPort, swapSecureContext, ClientSlots } from './listener.js';
+import { listenOn, swapSecureContext, StreamListener } from './listener.js';
 import { serveStream, type StreamOptions } from './stream.js';
 
 export interface DotOptions extends StreamOptions {
@@ -22,22 +22,14 @@ export interface DotOptions extends StreamOptions {
 /** A handshake that has not completed by then is a stalled or hostile client. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-export class DotTransport {
-  /** Raw TCP sockets, tracked from accept on so that shutdown also ends connections still in their handshake. */
-  private readonly sockets = new Set<net.Socket>();
-  private closed: Promise<void> | null = null;
-  private constructor(private readonly server: tls.Server) {}
+export class DotTransport extends StreamListener<tls.Server> {
+  private constructor(server: tls.Server, opts: DotOptions) {
+    super(server, opts);
+  }
 
   static listen(addr: ListenAddress, pipeline: DnsPipeline, opts: DotOptions, log: AppLogger): Promise<DotTransport> {
     const server = tls.createServer({ ...opts.tls, allowHalfOpen: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
-    const transport = new DotTransport(server);
-    const slots = new ClientSlots(opts.maxConnectionsPerClient);
-    server.on('connection', (raw: net.Socket) => {
-      if (!slots.admit(raw)) return void raw.destroy();
-      transport.sockets.add(raw);
-      raw.once('close', () => transport.sockets.delete(raw));
-      raw.setNoDelay(true);
-    });
+    const transport = new DotTransport(server, opts);
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       const address = socket.remoteAddress;
       if (address === undefined) return void socket.destroy();
@@ -48,32 +40,15 @@ export class DotTransport {
       log.debug({ err, client: socket.remoteAddress }, 'dot handshake failed');
       socket.destroy();
     });
-    server.maxConnections = opts.maxConnections;
     return listenOn(server, addr, log, 'dot').then(() => transport);
   }
 
-  get port(): number {
-    return boundPort(this.server);
+  protected accepted(socket: net.Socket): void {
+    socket.setNoDelay(true);
   }
 
   /** Reload: new connections use the new certificate, key and client-certificate settings. */
   setSecureContext(options: tls.TlsOptions): void {
     swapSecureContext(this.server, options);
-  }
-
-  /** Stops accepting at once; the promise settles when the last open connection has gone too. */
-  stopAccepting(): Promise<void> {
-    this.closed ??= new Promise((resolve) => this.server.close(() => resolve()));
-    return this.closed;
-  }
-
-  closeConnections(): void {
-    for (const s of this.sockets) s.destroy();
-  }
-
-  async close(): Promise<void> {
-    const stopped = this.stopAccepting();
-    this.closeConnections();
-    await stopped;
   }
 }

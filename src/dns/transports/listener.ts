@@ -55,3 +55,46 @@ export class ClientSlots {
     return true;
   }
 }
+
+/**
+ * The life cycle TCP and DoT share: caps on accept, every raw socket tracked from accept on (so
+ * shutdown also reaches connections still in a TLS handshake), stop accepting, then close the rest.
+ */
+export abstract class StreamListener<S extends net.Server> {
+  private readonly sockets = new Set<net.Socket>();
+  private closed: Promise<void> | null = null;
+
+  protected constructor(protected readonly server: S, caps: { maxConnections: number; maxConnectionsPerClient: number }) {
+    server.maxConnections = caps.maxConnections;
+    const slots = new ClientSlots(caps.maxConnectionsPerClient);
+    server.on('connection', (socket: net.Socket) => {
+      if (!slots.admit(socket)) return void socket.destroy();
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      this.accepted(socket);
+    });
+  }
+
+  /** A connection that passed the caps (for DoT: before its handshake). */
+  protected abstract accepted(socket: net.Socket): void;
+
+  get port(): number {
+    return boundPort(this.server);
+  }
+
+  /** Stops accepting at once; the promise settles when the last open connection has gone too. */
+  stopAccepting(): Promise<void> {
+    this.closed ??= new Promise((resolve) => this.server.close(() => resolve()));
+    return this.closed;
+  }
+
+  closeConnections(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  async close(): Promise<void> {
+    const stopped = this.stopAccepting();
+    this.closeConnections();
+    await stopped;
+  }
+}
