@@ -113,3 +113,26 @@ t.test('appfence check --cert uses the same certificate judgement as the listene
   const expired = await pki.device({ cn: 'laptop-050', ou: 'City Devices', days: -1 });
   t.match(check('--client', HOTEL, '--cert', expired.cert, 'www.tiktok.com').stdout, /not used \(expired\)/);
 });
+
+t.test('tls:// and https:// upstreams: a second appfence forwards over DoT and DoH to the first', { skip: hasKdig ? false : 'kdig not installed' }, async (t) => {
+  for (const [label, upstream] of [['DoT', `tls://127.0.0.1:${dotPort}`], ['DoH', `https://127.0.0.1:${dohPort}/dns-query`]] as const) {
+    const dir = mkdtempSync(join(tmpdir(), 'appfence-chain-'));
+    const port = await freePort();
+    writeFileSync(join(dir, 'appfence.yaml'), `dns: { listen: ["127.0.0.1:${port}"], upstreams: ["${upstream}"], timeoutMs: 3000 }
+access: { allow: ["127.0.0.0/8"] }
+log: { level: info, blocks: "${join(dir, 'blocks.log')}" }
+`);
+    // the first appfence's certificate is issued by the test server CA: trusted here through Node's extra-CA hook
+    const second = spawn(process.execPath, [join(root, 'dist/cli.js'), 'serve', '--config', join(dir, 'appfence.yaml')],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.serverCa.cert } });
+    t.teardown(() => second.kill('SIGKILL'));
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      second.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (err.includes('appfence started')) resolve(); });
+      second.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+    });
+    const answer = await kdig(['@127.0.0.1', '-p', String(port), '+short', 'www.tiktok.com', 'A']);
+    t.equal(answer.trim(), '198.51.100.7', `${label} upstream: answered through the first appfence`);
+    second.kill('SIGTERM');
+  }
+});
