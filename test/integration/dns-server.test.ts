@@ -346,3 +346,20 @@ t.test('TCP: dns.maxConnectionsPerClient keeps one host from taking every slot',
   held.forEach((s) => s.close());
   third.close();
 });
+
+t.test('a list from an http URL: a failed download on reload keeps the last good copy', async (t) => {
+  const http = await import('node:http');
+  const web = http.createServer((_req, res) => res.end('tiktok.com\n'));
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
+  const url = `http://127.0.0.1:${(web.address() as import('node:net').AddressInfo).port}/tiktok.txt`;
+  const yaml = config(up.port).replace('tiktok: { sources: ["tiktok.txt"] }', `tiktok: { sources: ["${url}"] }`);
+  const s = await startServer(yaml, { 'allow.txt': 'allowed.tiktok.com\n' });
+  t.teardown(() => s.close());
+  const blocked = async () => (await query({ server: s.server, name: 'www.tiktok.com', type: 'A', proto: 'udp', localAddress: CITY })).answers[0]?.data;
+  t.equal(await blocked(), '0.0.0.0', 'downloaded list blocks');
+
+  await new Promise((r) => web.close(r));
+  const path = s.writeConfig(yaml);
+  t.equal(await s.runtime.reload(() => loadConfig(path)), null, 'reload succeeds with the last good copy');
+  t.equal(await blocked(), '0.0.0.0', 'still blocking while the list server is down');
+});
