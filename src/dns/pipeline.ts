@@ -7,7 +7,7 @@
  */
 import type { ClientIdentity } from '../identity/identify.js';
 import type { BlockLog, LogEvent, Proto } from '../log/block-log.js';
-import type { GroupPolicy, Policy } from '../policy/policy.js';
+import type { GroupPolicy, Policy, RuleInfo } from '../policy/policy.js';
 import type { AccessList } from '../identity/access.js';
 import type { SubnetIdentifier } from '../identity/identify.js';
 import type { Resolver } from '../resolver/resolver.js';
@@ -79,7 +79,7 @@ export class DnsPipeline {
     const who = peer.identity ?? s.subnets.identify(peer.address);
     const group = s.policy.group(who.group);
     const ruleId = s.policy.blockRule(group, q.qname);
-    if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, ruleId, null);
+    if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, null);
 
     const answer = s.resolver.resolve(buf, q);
     if (Buffer.isBuffer(answer)) {
@@ -110,7 +110,7 @@ export class DnsPipeline {
       if (info !== null) {
         for (const target of info.aliasTargets) {
           const ruleId = s.policy.blockRule(group, target);
-          if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, ruleId, target);
+          if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, target);
         }
       }
     }
@@ -118,16 +118,17 @@ export class DnsPipeline {
     return peer.proto === 'udp' && answer.length > q.udpSize ? truncateForUdp(answer, q.udpSize) : answer;
   }
 
-  private sinkhole(buf: Buffer, q: Query, peer: Peer, who: ClientIdentity, group: GroupPolicy, ruleId: number, cname: string | null): Buffer {
+  /** `s` is the snapshot that decided: after a reload during an upstream wait, rule ids of the new one differ. */
+  private sinkhole(buf: Buffer, q: Query, peer: Peer, who: ClientIdentity, group: GroupPolicy, s: Snapshot, ruleId: number,
+    cname: string | null): Buffer {
     this.stats.count(peer.proto, 'blocked');
-    const ev = this.event(q, peer, who, group, ruleId, group.answer);
+    const ev = this.event(q, peer, who, group, s.policy.describe(ruleId), group.answer);
     if (cname !== null) ev.cname = cname;
     this.blockLog.block(peer.proto, ev);
     return group.sinkhole.answer(buf, q);
   }
 
-  private event(q: Query, peer: Peer, who: ClientIdentity, group: GroupPolicy, ruleId: number | null, answer: string): LogEvent {
-    const rule = ruleId === null ? null : this.snapshot.policy.describe(ruleId);
+  private event(q: Query, peer: Peer, who: ClientIdentity, group: GroupPolicy, rule: RuleInfo | null, answer: string): LogEvent {
     return {
       client: peer.address,
       group: group.name,
