@@ -139,3 +139,13 @@ function subj(rdns: readonly (readonly [string, string])[]): string {
 function asn1Time(d: Date): string {
   return d.toISOString().replace(/[-:T]/g, '').replace(/\.\d{3}Z$/, 'Z');
 }
+
+/** The devices the DoT/DoH tests meet: the city laptop, a contractor's, and a forgery of the laptop from another CA. */
+export async function cityDevices(pki: TestPki): Promise<{ laptop: Issued; otherOu: Issued; forged: Issued }> {
+  const [laptop, otherOu, forged] = await Promise.all([
+    pki.device({ cn: 'laptop-042', o: 'City of Example', ou: 'City Devices' }),
+    pki.device({ cn: 'laptop-043', ou: 'Contractors' }),
+    pki.device({ cn: 'laptop-042', ou: 'City Devices', issuer: 'stranger' }),
+  ]);
+  return { laptop, otherOu, forged };
+}

@@ -130,7 +130,11 @@ export interface TcpSession {
 
 /** One TCP connection for several queries (RFC 7766 pipelining); replies may come in any order. */
 export function tcpSession(server: Server, localAddress?: string): TcpSession {
-  const socket = connect({ host: server.host, port: server.port, ...(localAddress ? { localAddress } : {}) });
+  return framedSession(connect({ host: server.host, port: server.port, ...(localAddress ? { localAddress } : {}) }));
+}
+
+/** RFC 7766 framing over any connected stream (a TCP socket, or a TLS socket for DoT). */
+export function framedSession(socket: Socket): TcpSession {
   const frames: Buffer[] = [];
   const waiters: ((b: Buffer | null) => void)[] = [];
   let buffered: Buffer = Buffer.alloc(0);

@@ -46,9 +46,9 @@ export interface FakeUpstreamOptions {
   silent?: boolean;
   /** Send a reply with a wrong ID before the real one. */
   wrongId?: boolean;
-  /** Send a reply with the right ID but another question (answer 6.6.6.6) before the real one. */
+  /** Send a reply with the right ID but another question (answer 203.0.113.66) before the real one. */
   wrongQuestion?: boolean;
-  /** Send a reply with the right ID and question but from another port (answer 6.6.6.6) before the real one. */
+  /** Send a reply with the right ID and question but from another port (answer 203.0.113.66) before the real one. */
   spoofFromOtherPort?: boolean;
   delayMs?: number;
   /** Answer every query with this rcode and nothing else. */
@@ -171,7 +171,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     res.header.ra = 1;
     if (change === 'id') res.header.id = (request.header.id + 1) & 0xffff;
     if (change === 'question') res.questions = [{ ...request.questions[0]!, name: 'spoofed.invalid' } as DnsPacket['questions'][number]];
-    res.answers = [toResource({ type: 'A', data: '6.6.6.6', ttl: 9999 }, res.questions[0]!.name)];
+    res.answers = [toResource({ type: 'A', data: '203.0.113.66', ttl: 9999 }, res.questions[0]!.name)];
     return res.toBuffer();
   };
 

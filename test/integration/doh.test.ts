@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createTestPki, type TestPki, type Issued } from '../helpers/certs.js';
+import { createTestPki, cityDevices, type TestPki, type Issued } from '../helpers/certs.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { buildQuery, decodeReply } from '../helpers/dns-client.js';
 import { startServer, type Started } from '../helpers/start-server.js';
@@ -156,11 +156,7 @@ async function newestDohEvent(s: Started, seen: number): Promise<Record<string, 
 
 t.before(async () => {
   pki = await createTestPki();
-  [laptop, otherOu, forged] = await Promise.all([
-    pki.device({ cn: 'laptop-042', o: 'City of Example', ou: 'City Devices' }),
-    pki.device({ cn: 'laptop-043', ou: 'Contractors' }),
-    pki.device({ cn: 'laptop-042', ou: 'City Devices', issuer: 'stranger' }),
-  ]);
+  ({ laptop, otherOu, forged } = await cityDevices(pki));
   up = await startFakeUpstream({ zone: {
     'www.tiktok.com A': { answers: [{ type: 'A', ttl: 300, data: '198.51.100.7' }] },
     'ttl.example.org A': { answers: [{ type: 'A', ttl: 200, data: '192.0.2.20' }, { type: 'A', ttl: 120, data: '192.0.2.21' }] },

@@ -7,9 +7,9 @@ import net from 'node:net';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createTestPki, type TestPki, type Issued } from '../helpers/certs.js';
+import { createTestPki, cityDevices, type TestPki, type Issued } from '../helpers/certs.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { buildQuery, decodeReply, type Reply } from '../helpers/dns-client.js';
+import { framedSession, decodeReply, type Reply } from '../helpers/dns-client.js';
 import { startServer, type Started } from '../helpers/start-server.js';
 import { loadConfig } from '../../src/config/load.js';
 
@@ -65,35 +65,16 @@ function connect(port: number, from: string, cert?: Issued): Promise<DotClient> 
       socket: raw, servername: 'localhost', ca: pki.serverCa.pem,
       ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}),
     });
-    let buf = Buffer.alloc(0);
-    const frames: Buffer[] = [];
-    const waiting: ((b: Buffer) => void)[] = [];
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        const frame = buf.subarray(2, 2 + buf.readUInt16BE(0));
-        buf = buf.subarray(2 + frame.length);
-        const w = waiting.shift();
-        if (w) w(frame);
-        else frames.push(frame);
-      }
-    });
+    const session = framedSession(socket);
     socket.once('error', reject);
     socket.once('secureConnect', () => resolve({
       socket,
-      send(name, type, id) {
-        const q = buildQuery({ name, type, id });
-        const len = Buffer.alloc(2);
-        len.writeUInt16BE(q.length);
-        socket.write(Buffer.concat([len, q]));
+      send: (name, type, id) => void session.writeQuery({ name, type, id }),
+      async next() {
+        const frame = await session.read(3000);
+        if (frame === null) throw new Error('no reply (timeout or connection closed)');
+        return decodeReply(frame);
       },
-      next: () => new Promise<Reply>((res, rej) => {
-        const f = frames.shift();
-        if (f) return res(decodeReply(f));
-        const timer = setTimeout(() => rej(new Error('no reply')), 3000);
-        socket.once('close', () => { clearTimeout(timer); rej(new Error('connection closed')); });
-        waiting.push((b) => { clearTimeout(timer); res(decodeReply(b)); });
-      }),
       close: () => socket.destroy(),
     }));
   });
@@ -101,11 +82,7 @@ function connect(port: number, from: string, cert?: Issued): Promise<DotClient> 
 
 t.before(async () => {
   pki = await createTestPki();
-  [laptop, otherOu, forged] = await Promise.all([
-    pki.device({ cn: 'laptop-042', o: 'City of Example', ou: 'City Devices' }),
-    pki.device({ cn: 'laptop-043', ou: 'Contractors' }),
-    pki.device({ cn: 'laptop-042', ou: 'City Devices', issuer: 'stranger' }),
-  ]);
+  ({ laptop, otherOu, forged } = await cityDevices(pki));
   up = await startFakeUpstream({ zone: {
     'www.tiktok.com A': { answers: [{ type: 'A', ttl: 300, data: '198.51.100.7' }] },
     'slow.example.org A': { answers: [{ type: 'A', ttl: 300, data: '192.0.2.99' }] },

@@ -92,7 +92,7 @@ t.test('spoofed replies are ignored', async (t) => {
   for (const knob of ['wrongId', 'wrongQuestion', 'spoofFromOtherPort'] as const) {
     const s = await setup(t, { [knob]: true });
     const r = await s.ask({ name: 'WWW.example.org', type: 'A' });
-    t.same(r.answers.map((a) => a.data), ['192.0.2.10'], `${knob}: the real answer, not 6.6.6.6`);
+    t.same(r.answers.map((a) => a.data), ['192.0.2.10'], `${knob}: the real answer, not 203.0.113.66`);
     t.equal(r.packet.questions[0]!.name, 'WWW.example.org');
   }
 });
@@ -347,18 +347,18 @@ t.test('a referral is a failed try: next upstream, else SERVFAIL; never cached',
 
 t.test('CD=1 answers never reach CD=0 clients (cache and coalescing)', async (t) => {
   // CD=1 stands for "skip validation": the upstream then returns data a validating answer would not.
-  const s = await setup(t, { delayMs: 30, respond: (req) => ((req.header as Header).cd ? { answers: [{ type: 'A', data: '6.6.6.6' }] } : undefined) });
+  const s = await setup(t, { delayMs: 30, respond: (req) => ((req.header as Header).cd ? { answers: [{ type: 'A', data: '203.0.113.66' }] } : undefined) });
   const plain = buildQuery({ name: 'www.example.org', type: 'A', id: 1 });
   const cd = withFlags(buildQuery({ name: 'www.example.org', type: 'A', id: 2 }), CD);
   const [a, b] = await Promise.all([ask(s, cd), ask(s, plain)]);
   t.equal(s.fake.udpQueries, 2, 'CD=1 and CD=0 are not coalesced');
-  t.same(a.answers.map((x) => x.data), ['6.6.6.6']);
+  t.same(a.answers.map((x) => x.data), ['203.0.113.66']);
   t.equal(flagsOf(a).cd, 1, 'CD echoed');
   t.same(b.answers.map((x) => x.data), ['192.0.2.10']);
   t.equal(flagsOf(b).cd, 0);
   t.ok(s.fake.log.some((l) => (l.raw[3]! & CD) !== 0), 'CD passed upstream');
 
-  const s2 = await setup(t, { respond: (req) => ((req.header as Header).cd ? { answers: [{ type: 'A', data: '6.6.6.6' }] } : undefined) });
+  const s2 = await setup(t, { respond: (req) => ((req.header as Header).cd ? { answers: [{ type: 'A', data: '203.0.113.66' }] } : undefined) });
   await ask(s2, cd);
   const miss = s2.resolver.resolve(plain, parsed(plain));
   t.notOk(Buffer.isBuffer(miss), 'a CD=1 entry is no hit for CD=0');
@@ -376,7 +376,7 @@ t.test('a label holding a literal "." shares no cache entry or exchange with the
   // dns2 would re-encode the odd label as two, so replies are built by hand: header + question as asked + one A.
   const rawReply = (raw: Buffer): Buffer => {
     const q = parsed(raw);
-    const addr = raw[12] === 10 ? [6, 6, 6, 6] : [192, 0, 2, 20];
+    const addr = raw[12] === 10 ? [203, 0, 113, 66] : [192, 0, 2, 20];
     const out = Buffer.concat([raw.subarray(0, q.questionEnd), Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, ...addr])]);
     out.writeUInt16BE(0x8180, 2);
     out.writeUInt32BE(0x00010001, 4); // qdcount 1, ancount 1
@@ -386,19 +386,19 @@ t.test('a label holding a literal "." shares no cache entry or exchange with the
   const s = await setup(t, { rawReply });
   const evil = dotted(5);
   t.equal(parsed(evil).qname, 'wwx.victim.test', 'same qname string, for policy');
-  t.same((await ask(s, evil)).answers.map((a) => a.data), ['6.6.6.6']);
+  t.same((await ask(s, evil)).answers.map((a) => a.data), ['203.0.113.66']);
   const victim = buildQuery({ name: 'wwx.victim.test', type: 'A' });
   const first = s.resolver.resolve(victim, parsed(victim));
   t.notOk(Buffer.isBuffer(first), 'the odd name filled no cache entry');
   t.same(decodeReply(await first).answers.map((a) => a.data), ['192.0.2.20']);
   const again = s.resolver.resolve(evil, parsed(evil));
   t.notOk(Buffer.isBuffer(again), 'nor does it read one');
-  t.same(decodeReply(await again).answers.map((a) => a.data), ['6.6.6.6']);
+  t.same(decodeReply(await again).answers.map((a) => a.data), ['203.0.113.66']);
 
   const slow = await setup(t, { rawReply, delayMs: 30 });
   const [x, y] = await Promise.all([ask(slow, dotted(6)), ask(slow, buildQuery({ name: 'wwx.victim.test', type: 'A' }))]);
   t.equal(slow.fake.udpQueries, 2, 'not coalesced');
-  t.same([x.answers[0]!.data, y.answers[0]!.data], ['6.6.6.6', '192.0.2.20']);
+  t.same([x.answers[0]!.data, y.answers[0]!.data], ['203.0.113.66', '192.0.2.20']);
 });
 
 t.test('upstream gets our own OPT, never the client\'s options or records', async (t) => {
