@@ -241,8 +241,8 @@ async function build(config: Config, log: AppLogger, previous: Built | null): Pr
 
 function reportRejects(lists: readonly LoadedList[], log: AppLogger): void {
   for (const list of lists) {
-    if (list.rejects.length === 0) continue;
-    log.warn({ list: list.name, count: list.rejects.length,
+    if (list.rejectCount === 0) continue;
+    log.warn({ list: list.name, count: list.rejectCount,
       first: list.rejects.slice(0, 5).map((r) => `${r.source}:${r.line}: ${r.reason}`) }, 'rejected list lines');
   }
 }

@@ -12,6 +12,7 @@ import type { CacheConfig } from '../config/types.js';
 import type { AnswerInfo } from '../wire/answer.js';
 import { HEADER_SIZE, type Query } from '../wire/read.js';
 import { EDNS_UDP_SIZE, OPT_SIZE, writeOpt } from '../wire/write.js';
+import { AD, CD, RCODE_NOERROR, RCODE_NXDOMAIN } from '../wire/codes.js';
 
 /** A response as kept in the cache (or shared by coalesced queries): bytes plus where to patch them. */
 export interface StoredAnswer {
@@ -25,10 +26,6 @@ export interface StoredAnswer {
   readonly ttlOffsets: readonly number[];
 }
 
-const AD = 0x20;
-const CD = 0x10;
-const RCODE_NOERROR = 0;
-const RCODE_NXDOMAIN = 3;
 /** Byte budget per configured entry: typical answers are 100–300 B; a flood of 64 KB answers must not take GBs. */
 const BYTES_PER_ENTRY = 1024;
 

@@ -4,7 +4,8 @@
  * treat an unreadable upstream answer as a failed try. Not dns2: its parse costs ~17 µs and drops records
  * it cannot decode (libs.md §1.3, §1.8).
  */
-import { HEADER_SIZE, TYPE_OPT, decodeName, skipName } from './read.js';
+import { HEADER_SIZE, decodeName, skipName } from './read.js';
+import { TYPE_NS, TYPE_CNAME, TYPE_SOA, TYPE_DNAME, TYPE_ANY, RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_OPT } from './codes.js';
 
 export interface AnswerInfo {
   id: number;
@@ -34,13 +35,6 @@ export interface AnswerInfo {
   end: number;
 }
 
-const TYPE_NS = 2;
-const TYPE_CNAME = 5;
-const TYPE_SOA = 6;
-const TYPE_DNAME = 39;
-const TYPE_ANY = 255;
-const RCODE_NOERROR = 0;
-const RCODE_NXDOMAIN = 3;
 
 export function readAnswer(buf: Buffer): AnswerInfo | null {
   if (buf.length < HEADER_SIZE) return null;

@@ -4,6 +4,7 @@
  * a normalised qname (lowercase, no trailing dot) plus the EDNS facts the reply needs.
  * Hand-written, not dns2: dns2's codec is ~20x slower and throws on inputs we must answer (libs.md §1.7, §1.8).
  */
+import { TYPE_OPT } from './codes.js';
 
 export interface Query {
   id: number;
@@ -31,7 +32,6 @@ export const ParseFailure = { Drop: 0, FormErr: 1, NotImp: 2 } as const;
 export type ParseFailure = (typeof ParseFailure)[keyof typeof ParseFailure];
 
 export const HEADER_SIZE = 12;
-export const TYPE_OPT = 41;
 const MAX_NAME_WIRE = 255;
 
 /** One scratch area for building name strings: a name is at most 255 octets on the wire. */

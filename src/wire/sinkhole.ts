@@ -11,11 +11,8 @@ import ipaddr from 'ipaddr.js';
 import type { BlockMode } from '../config/types.js';
 import { HEADER_SIZE, type Query } from './read.js';
 import { OPT_SIZE, RCODE, replyFlags, writeOpt } from './write.js';
+import { TYPE_A, TYPE_AAAA, TYPE_SOA, CLASS_IN } from './codes.js';
 
-const TYPE_A = 1;
-const TYPE_AAAA = 28;
-const TYPE_SOA = 6;
-const CLASS_IN = 1;
 const POINTER_TO_QNAME = 0xc00c;
 const EMPTY = Buffer.alloc(0);
 const SOA_MNAME = 'appfence.invalid';

@@ -3,21 +3,15 @@
  * of upstream answers, for the DNS front end. Raw byte copies only; dns2's encoder is not used on the hot
  * path (libs.md §1.8: it is the throughput bottleneck and drops unknown EDNS options).
  */
-import { HEADER_SIZE, TYPE_OPT, skipName, skipRecord, type Query } from './read.js';
+import { HEADER_SIZE, skipName, skipRecord, type Query } from './read.js';
+import { QR, OPCODE_MASK, TC, RD, RA, AD, CD, TYPE_OPT, RCODE } from './codes.js';
 
-export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+export { RCODE } from './codes.js';
 
 /** Our advertised EDNS payload size (DNS flag day 2020). */
 export const EDNS_UDP_SIZE = 1232;
 export const OPT_SIZE = 11;
 
-const QR = 0x8000;
-const OPCODE_MASK = 0x7800;
-const TC = 0x0200;
-const RD = 0x0100;
-const RA = 0x0080;
-const AD = 0x0020;
-const CD = 0x0010;
 
 /** Writes a bare OPT (root owner, our UDP size, DO echoed) at `offset`. */
 export function writeOpt(out: Buffer, offset: number, dnssecOk: boolean): void {
