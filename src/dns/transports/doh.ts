@@ -182,7 +182,8 @@ export class DohTransport {
     if (res.writableEnded) return;
     const ttl = readAnswer(bytes)?.ttl ?? -1;
     if (this.draining && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
-    res.writeHead(200, {
+    // @types/node 24 types the two writeHead overload sets as incompatible; one header object suits both.
+    (res as ServerResponse).writeHead(200, {
       'content-type': MEDIA_TYPE,
       'cache-control': `max-age=${ttl < 0 ? 0 : ttl}`,
       'content-length': bytes.length,
@@ -201,7 +202,7 @@ export class DohTransport {
     if (res.writableEnded || res.headersSent) return;
     const unread = bodyUnread(req);
     if (unread && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
-    res.writeHead(status, { 'content-length': 0 });
+    (res as ServerResponse).writeHead(status, { 'content-length': 0 });
     res.end();
     // RFC 9113 §8.1: a complete response, then RST_STREAM(NO_ERROR) tells the client to stop sending.
     if (unread && 'stream' in req) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
