@@ -24,6 +24,8 @@ import { BlockLog } from './log/block-log.js';
 import { ConfigError } from './errors.js';
 import { Throttle } from './log/throttle.js';
 import type { AppLogger } from './log/logger.js';
+import { Observability, type ListenerState } from './runtime/observability.js';
+import { checkReport } from './runtime/check-report.js';
 
 interface Built {
   readonly config: Config;
@@ -38,6 +40,13 @@ interface Built {
 
 const DRAIN_MS = 5000;
 
+export interface RuntimeOptions {
+  /** Where the block log goes (tests pass one writing a file synchronously); default: `log.blocks`. */
+  readonly blockLog?: BlockLog;
+  /** Reads the configuration again for a reload (SIGHUP, POST /reload); default: the running one. */
+  readonly loadConfig?: () => Promise<Config>;
+}
+
 export class Runtime {
   private built: Built;
   readonly pipeline: DnsPipeline;
@@ -47,21 +56,44 @@ export class Runtime {
   private readonly dot: DotTransport[] = [];
   private readonly doh: DohTransport[] = [];
   reloads = { ok: 0, failed: 0 };
+  readonly observability: Observability;
+  /** The reload running now and whether another was asked for meanwhile (single flight, one queued). */
+  private reloading: Promise<Error | null> | null = null;
+  private queued: Promise<Error | null> | null = null;
 
-  private constructor(built: Built, blockLog: BlockLog, private readonly log: AppLogger) {
+  private constructor(built: Built, blockLog: BlockLog, private readonly log: AppLogger, observability: Observability,
+    private readonly loadConfig: () => Promise<Config>) {
     this.built = built;
     this.blockLog = blockLog;
     this.pipeline = new DnsPipeline(built.snapshot, blockLog, log.child({ component: 'dns' }));
+    this.observability = observability;
+    observability.observe({
+      dnsStats: this.pipeline.stats,
+      blockLog,
+      cache: () => this.built.cache,
+      lists: () => this.built.snapshot.policy.lists,
+      listeners: () => this.listenerStates(),
+    });
   }
 
-  static async start(config: Config, log: AppLogger, blockLog?: BlockLog): Promise<Runtime> {
-    const built = await build(config, log, null);
-    const runtime = new Runtime(built, blockLog ?? new BlockLog({ destination: config.log.blocks }), log);
+  static async start(config: Config, log: AppLogger, options: BlockLog | RuntimeOptions = {}): Promise<Runtime> {
+    const opts: RuntimeOptions = options instanceof BlockLog ? { blockLog: options } : options;
+    // Process metrics (GC observers, event-loop monitor) only where something can scrape them.
+    const observability = new Observability({ processMetrics: config.admin !== undefined });
+    const built = await build(config, log, null, observability);
+    const runtime = new Runtime(built, opts.blockLog ?? new BlockLog({ destination: config.log.blocks }), log, observability,
+      opts.loadConfig ?? (() => Promise.resolve(config)));
     try {
       await runtime.blockLog.ready().catch((err: unknown) => {
         throw new ConfigError('log.blocks', `cannot open "${config.log.blocks}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
       });
       await runtime.listen();
+      if (config.admin !== undefined) {
+        await observability.start(config.admin, {
+          reload: () => runtime.reloadFromSource(),
+          check: async (request) => runtime.check(request),
+        }, log.child({ component: 'admin' }));
+      }
     } catch (err) {
       await runtime.stop(0);
       throw err;
@@ -86,6 +118,52 @@ export class Runtime {
     return { udp: this.udp.map((t) => t.port), tcp: this.tcp.map((t) => t.port), dot: this.dot.map((t) => t.port), doh: this.doh.map((t) => t.port) };
   }
 
+  /** The admin listener's bound port (0 without `admin`). */
+  get adminPort(): number {
+    return this.observability.adminPort;
+  }
+
+  /** The decision `appfence check` prints, against the running generation. */
+  check(request: { client: string; names: readonly string[]; cert?: string }): ReturnType<typeof checkReport> {
+    const { snapshot, certs } = this.built;
+    return checkReport(request, { policy: snapshot.policy, access: snapshot.access, subnets: snapshot.subnets, certs });
+  }
+
+  /**
+   * SIGHUP and POST /reload: re-read the configuration and reload. One reload at a time; one asked
+   * for while another runs is queued (the file may have changed after the running one read it),
+   * and every caller gets the outcome of a reload that started after it asked.
+   */
+  reloadFromSource(): Promise<Error | null> {
+    if (this.reloading === null) {
+      this.reloading = this.reload(this.loadConfig).finally(() => { this.reloading = null; });
+      return this.reloading;
+    }
+    this.queued ??= this.reloading.then(() => {
+      this.queued = null;
+      return this.reloadFromSource();
+    });
+    return this.queued;
+  }
+
+  private listenerStates(): ListenerState[] {
+    const { dns } = this.built.config;
+    const state = (name: string, t: { readonly port: number } | undefined): ListenerState => {
+      let bound = false;
+      try {
+        bound = t !== undefined && t.port > 0;
+      } catch {
+        // a closed UDP socket has no address
+      }
+      return { name, bound };
+    };
+    return [
+      ...dns.listen.flatMap((_a, i) => [state(`dns.listen[${i}]/udp`, this.udp[i]), state(`dns.listen[${i}]/tcp`, this.tcp[i])]),
+      ...(dns.tls?.listen ?? []).map((_a, i) => state(`dns.tls.listen[${i}]`, this.dot[i])),
+      ...(dns.https?.listen ?? []).map((_a, i) => state(`dns.https.listen[${i}]`, this.doh[i])),
+    ];
+  }
+
   /** Certificate identity of a new TLS connection, judged by the policy current at handshake time. */
   private identifyTls(socket: TLSSocket): ClientIdentity | undefined {
     return this.built.certs?.identifySocket(socket);
@@ -107,7 +185,6 @@ export class Runtime {
     // Said out loud rather than ignored: these sections validate (configs written for later releases
     // load) but their front ends are not part of this release.
     if (this.built.config.proxy !== undefined) this.log.warn({ listen: this.built.config.proxy.listen }, 'proxy: not built yet; not started');
-    if (this.built.config.admin !== undefined) this.log.warn({ listen: this.built.config.admin.listen }, 'admin API: not built yet; not started');
     const identify = (socket: TLSSocket): ClientIdentity | undefined => this.identifyTls(socket);
     const stream = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
       maxConnectionsPerClient: dns.maxConnectionsPerClient };
@@ -133,7 +210,7 @@ export class Runtime {
   async reload(next: () => Promise<Config>): Promise<Error | null> {
     try {
       const config = await next();
-      const built = await build(config, this.log, this.built);
+      const built = await build(config, this.log, this.built, this.observability);
       refuseEmptiedLists(this.built.snapshot.policy, built.snapshot.policy);
       if (config.log.blocks !== this.built.config.log.blocks || config.log.level !== this.built.config.log.level) {
         this.log.warn('log.blocks and log.level changes take effect on restart');
@@ -152,10 +229,12 @@ export class Runtime {
       // in-flight exchanges on the old upstream client finish within its timeout
       if (old.upstream !== built.upstream) setTimeout(() => old.upstream.close(), old.config.dns.timeoutMs * (old.config.dns.upstreams.length + 1)).unref();
       this.reloads.ok++;
+      this.observability.reloaded(null, built.snapshot.policy.lists);
       this.log.info({ rules: built.snapshot.policy.index.ruleCount }, 'reloaded');
       return null;
     } catch (err) {
       this.reloads.failed++;
+      this.observability.reloaded(err instanceof Error ? err : new Error(String(err)), []);
       this.log.error({ err }, 'reload failed; the running configuration stays');
       return err instanceof Error ? err : new Error(String(err));
     }
@@ -163,6 +242,7 @@ export class Runtime {
 
   /** Stops accepting, lets in-flight queries finish for up to `drainMs`, flushes the block log. */
   async stop(drainMs = DRAIN_MS): Promise<void> {
+    this.observability.beginStop();
     const streams = [...this.tcp, ...this.dot, ...this.doh];
     const closed = streams.map((t) => t.stopAccepting());
     // UDP sockets stay open while draining: answers to queries already taken must still go out
@@ -172,6 +252,7 @@ export class Runtime {
     for (const t of streams) t.closeConnections();
     await Promise.all([...closed, ...this.udp.map((t) => t.close())]);
     this.built.upstream.close();
+    await this.observability.stop();
     this.blockLog.close();
   }
 }
@@ -200,7 +281,7 @@ async function bound<T>(keyPath: string, addr: { host: string; port: number }, l
   }
 }
 
-async function build(config: Config, log: AppLogger, previous: Built | null): Promise<Built> {
+async function build(config: Config, log: AppLogger, previous: Built | null, observability: Observability): Promise<Built> {
   const listLog = log.child({ component: 'lists' });
   const lists = await loadLists(config.lists, { onWarning: (msg) => listLog.warn({ detail: msg }, 'list source warning') });
   reportRejects(lists, listLog);
@@ -214,6 +295,7 @@ async function build(config: Config, log: AppLogger, previous: Built | null): Pr
   const upstream = sameUpstreams ? previous.upstream : new UpstreamClient(dns.upstreams, {
     timeoutMs: dns.timeoutMs,
     onTry: (name, ok, durationMs, err) => {
+      observability.metrics.upstreamTry(name, ok, durationMs);
       const count = ok ? 0 : failures.get(name)?.hit() ?? 1;
       if (count > 0) upstreamLog.warn({ upstream: name, count, durationMs, error: err?.message }, 'upstream tries failed');
     },

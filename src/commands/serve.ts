@@ -10,15 +10,12 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
   const log = createAppLogger(config.log.level);
   // Last line of defence: a bug reached through one client's query is logged, not fatal to everyone.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-  const runtime = await Runtime.start(config, log);
+  const runtime = await Runtime.start(config, log, { loadConfig: () => configFrom(values.config) });
   log.info({ config: config.source }, 'appfence started');
 
-  let reloading = false;
   process.on('SIGHUP', () => {
-    if (reloading) return;
-    reloading = true;
     log.info({ config: config.source }, 'reloading');
-    void runtime.reload(() => configFrom(values.config)).finally(() => (reloading = false));
+    void runtime.reloadFromSource();
   });
   let stopping = false;
   const stop = (signal: string): void => {

@@ -299,5 +299,13 @@ function readAdmin(r: Reader, value: unknown): AdminConfig | undefined {
   if (v === undefined) return undefined;
   const listen: ListenAddress | undefined = r.listen('admin.listen', v.listen ?? DEFAULT_ADMIN_LISTEN);
   const token = v.token === undefined || v.token === null ? undefined : r.string('admin.token', v.token);
+  // Without a token only loopback may reload; on any other address /reload and /check would be open to the network.
+  if (listen !== undefined && token === undefined && !isLoopbackHost(listen.host)) {
+    r.fail('admin.token', `is required when admin.listen is not a loopback address (${listen.host})`);
+  }
   return listen === undefined ? undefined : { listen, token };
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === '::1' || /^127\./.test(host) || host.toLowerCase() === '::ffff:127.0.0.1';
 }

@@ -6,6 +6,7 @@
  */
 import { pino, type Logger } from 'pino';
 import type { Via } from '../identity/identify.js';
+import { EventTally } from './event-tally.js';
 
 export type Proto = 'udp' | 'tcp' | 'dot' | 'doh' | 'http' | 'connect';
 
@@ -57,12 +58,16 @@ export class BlockLog {
   /** One child per event × proto: those two fields are serialised once, not per line (pino chindings). */
   private readonly blockChildren: Record<Proto, Logger>;
   private readonly queryChildren: Record<Proto, Logger>;
+  private readonly auditChildren: Record<Proto, Logger>;
   private readonly timer: NodeJS.Timeout;
   private suppressed = 0;
   private readonly isStdout: boolean;
   /** Lines handed to the destination (written or buffered), for metrics and tests. */
   written = 0;
   suppressedTotal = 0;
+  /** Block and audit events by group × list × proto, read by /metrics. */
+  readonly blocks = new EventTally();
+  readonly audits = new EventTally();
 
   constructor(opts: BlockLogOptions) {
     this.isStdout = opts.destination === 'stdout';
@@ -88,13 +93,22 @@ export class BlockLog {
     const children = (event: string) => Object.fromEntries(PROTOS.map((proto) => [proto, this.logger.child({ event, proto })])) as Record<Proto, Logger>;
     this.blockChildren = children('block');
     this.queryChildren = children('query');
+    this.auditChildren = children('audit');
     this.timer = setInterval(() => this.reportSuppressed(), opts.reportIntervalMs ?? 1000);
     this.timer.unref();
   }
 
   block(proto: Proto, ev: LogEvent): void {
     this.written++;
+    if (ev.list !== null) this.blocks.add(ev.group, ev.list, proto);
     this.blockChildren[proto].info(ev);
+  }
+
+  /** A group in audit mode: the block that would have happened, answered normally. */
+  audit(proto: Proto, ev: LogEvent): void {
+    this.written++;
+    if (ev.list !== null) this.audits.add(ev.group, ev.list, proto);
+    this.auditChildren[proto].info(ev);
   }
 
   query(proto: Proto, ev: LogEvent): void {
