@@ -5,12 +5,8 @@
  * bound, and a `{"event":"suppressed","count":N}` line says how many were lost — never silently.
  */
 import { pino, type Logger } from 'pino';
-import type { Via } from '../identity/identify.js';
+import { PROTOS, type Proto, type Via } from '../net/peer.js';
 import { EventTally } from './event-tally.js';
-
-export type Proto = 'udp' | 'tcp' | 'dot' | 'doh' | 'http' | 'connect';
-
-const PROTOS: readonly Proto[] = ['udp', 'tcp', 'dot', 'doh', 'http', 'connect'];
 
 /** The per-event fields; `time`, `event` and `proto` are added by the log. */
 export interface LogEvent {

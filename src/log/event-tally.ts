@@ -4,9 +4,8 @@
  * alike. Two Map lookups and one typed-array add per event: next to the JSON line written for the
  * same event, that is noise, and a scrape reads the numbers without touching the hot path.
  */
-import type { Proto } from './block-log.js';
+import { PROTOS, type Proto } from '../net/peer.js';
 
-const PROTOS: readonly Proto[] = ['udp', 'tcp', 'dot', 'doh', 'http', 'connect'];
 const PROTO_INDEX: Readonly<Record<Proto, number>> = { udp: 0, tcp: 1, dot: 2, doh: 3, http: 4, connect: 5 };
 
 export class EventTally {

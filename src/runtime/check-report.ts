@@ -5,9 +5,8 @@
  */
 import { isIP } from 'node:net';
 import type { Policy, RuleInfo } from '../policy/policy.js';
-import type { AccessList } from '../identity/access.js';
-import type { SubnetIdentifier, ClientIdentity } from '../identity/identify.js';
-import type { CertificateIdentifier } from '../identity/certificate.js';
+import type { Identifier, ClientIdentity } from '../identity/identify.js';
+import type { CertificateIdentifier, CertIdentity } from '../identity/certificate.js';
 import { normalizeName } from '../match/normalize.js';
 import { UsageError } from '../errors.js';
 
@@ -19,8 +18,7 @@ export interface CheckInput {
 
 export interface CheckDeps {
   readonly policy: Policy;
-  readonly access: AccessList;
-  readonly subnets: SubnetIdentifier;
+  readonly identifier: Identifier;
   /** null without `clientCerts`. */
   readonly certs: CertificateIdentifier | null;
 }
@@ -54,23 +52,24 @@ export function checkReport(input: CheckInput, deps: CheckDeps): CheckReport {
     return name;
   });
   let certificate: CheckReport['certificate'];
-  let who: ClientIdentity | undefined;
+  let cert: CertIdentity | undefined;
   if (input.cert !== undefined) {
     if (deps.certs === null) throw new UsageError('cert: clientCerts is not configured, so a certificate cannot identify anything');
     const verdict = deps.certs.identifyPem(input.cert);
     if (verdict.identity !== undefined) {
-      who = verdict.identity;
+      cert = verdict.identity;
       certificate = { used: true };
     } else {
       certificate = { used: false, reason: verdict.reason };
     }
   }
   const base = { client: input.client, ...(certificate === undefined ? {} : { certificate }) };
-  if (who === undefined && !deps.access.allows(input.client)) {
+  // The same Identifier as the listeners: a valid certificate passes access.allow and beats the subnet.
+  const who: ClientIdentity | null = deps.identifier.identify({ address: input.client, proto: cert === undefined ? 'udp' : 'dot', cert });
+  if (who === null) {
     return { ...base, refused: true, group: null, via: null, blocked: true, names: names.map((name) =>
       ({ name, action: 'block', rule: null, overridden: null, answer: 'refused' })) };
   }
-  who ??= deps.subnets.identify(input.client);
   const group = deps.policy.group(who.group);
   const decisions = names.map((name): NameDecision => {
     const e = deps.policy.explain(group, name);
