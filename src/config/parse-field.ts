@@ -4,7 +4,7 @@
  * (`dns.listen[0]: "0.0.0.0" must be host:port or [v6]:port`). No zod here: config/fields.ts wraps
  * these into schema leaves, and the CLI can reuse them.
  */
-import { parseCidr, parseIPv4, parseIPv6 } from '../identity/prefix-table.js';
+import { parseCidr, parseIPv4, parseIPv6 } from '../net/ip.js';
 
 export class Problem {
   constructor(readonly message: string) {}

@@ -8,7 +8,7 @@
  * The schema is built per config file because relative paths resolve against its folder (`dir`).
  */
 import { z } from 'zod';
-import { parseCidr } from '../identity/prefix-table.js';
+import { parseCidr } from '../net/ip.js';
 import {
   MAX_TTL, blockMode, bool, cidr, duration, filePath, hostname, int, listSource, listen, listenList, oneOf,
   pathOrPaths, text, upstream,
