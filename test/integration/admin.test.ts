@@ -238,7 +238,7 @@ t.test('a non-loopback admin.listen without a token is a config error', async (t
     return null;
   })();
   t.ok(err instanceof ConfigErrors, 'a config error (exit 2)');
-  t.match((err as Error).message, /admin\.token: is required when admin\.listen is not a loopback address \(0\.0\.0\.0\)/);
+  t.match((err as Error).message, /admin\.token: is required when admin\.listen is not on loopback \(0\.0\.0\.0\)/);
   t.throws(() => parseConfig(yaml('{ listen: "[::]:9153" }'), '/tmp/x.yaml', {}), /admin\.token: is required/);
   t.throws(() => parseConfig(yaml('{ listen: "127.0.0.1:9153", token: "" }'), '/tmp/x.yaml', {}), /admin\.token: must not be empty/);
   t.doesNotThrow(() => parseConfig(yaml('{ listen: "0.0.0.0:9153", token: "s3cret" }'), '/tmp/x.yaml', {}));
