@@ -28,7 +28,7 @@ log: { level: silent }
 `;
 
 const tiktokFor = async (af: Started): Promise<string | undefined> =>
-  (await query({ server: af.server, name: 'www.tiktok.com', type: 'A', proto: 'udp', localAddress: CITY })).answers[0]?.data;
+  (await query({ server: af.server, name: 'www.tiktok.com', type: 'A', proto: 'udp', localAddress: CITY })).answers[0]?.data as string | undefined;
 
 /** A loader that waits for `open()` before reading the config file: a slow list download, say. */
 function gatedLoader(path: string): { load: () => Promise<Config>; calls: () => number; open: () => void } {
