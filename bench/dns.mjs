@@ -96,6 +96,17 @@ async function dnsperf(port, file, seconds, pid) {
     codes: /Response codes:\s+(.*)/.exec(out)?.[1] ?? '?', cpuUs: (ticks * TICK_US) / completed };
 }
 
+const stop = (child) => new Promise((r) => { if (child.exitCode !== null || child.signalCode !== null) r(); else { child.once('exit', r); child.kill('SIGTERM'); } });
+function logged(file) {
+  let lines = 0, suppressed = 0;
+  let text = ''; try { text = readFileSync(file, 'utf8'); } catch { /* not yet created */ }
+  for (const l of text.split('\n')) {
+    if (l.includes('"event":"block"')) lines++;
+    else if (l.includes('"event":"suppressed"')) suppressed += JSON.parse(l).count;
+  }
+  return { lines, suppressed };
+}
+
 async function measure(server) {
   const child = spawn(server.argv[0], server.argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...server.env } });
   let err = ''; child.stderr.on('data', (d) => { err += d; });
@@ -107,11 +118,17 @@ async function measure(server) {
     await dnsperf(server.port, cachedFile, 1); // warm the cache (and the JIT)
     await dnsperf(server.port, blockedFile, 1);
     const cached = await dnsperf(server.port, cachedFile, SECONDS, child.pid);
+    const before = server.blockLog ? logged(server.blockLog) : null;
     const blockedRun = await dnsperf(server.port, blockedFile, SECONDS, child.pid);
-    return { blocked: blockedRun, cached, rssMb: rssMb(child.pid) };
+    const rss = rssMb(child.pid);
+    await stop(child);
+    if (before !== null) { // every blocked answer must have its line (or be counted as suppressed)
+      const after = logged(server.blockLog);
+      blockedRun.log = { lines: after.lines - before.lines, suppressed: after.suppressed - before.suppressed };
+    }
+    return { blocked: blockedRun, cached, rssMb: rss };
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+    await stop(child);
   }
 }
 
@@ -134,7 +151,7 @@ lists: { bench: { sources: ["${listFile}"], match: subtree } }
 groups: { managed: { subnets: ["127.0.0.0/8"], block: [bench] } }
 log: { level: warn, blocks: "${join(dir, `blocks-${servers.length}.log`)}" }
 `);
-    servers.push({ name, port, appfence: true, argv: pin(1, [process.execPath, join(build.dir, 'dist/cli.js'), 'serve', '--config', file]) });
+    servers.push({ name, port, blockLog: join(dir, `blocks-${servers.length}.log`), argv: pin(1, [process.execPath, join(build.dir, 'dist/cli.js'), 'serve', '--config', file]) });
   }
 }
 
@@ -227,5 +244,10 @@ for (const workload of ['blocked', 'cached']) {
     const each = (key, f) => `${f(median(rs.map((r) => r[key])))}${rs.length > 1 ? ` (${rs.map((r) => f(r[key])).join(' / ')})` : ''}`;
     console.log(`| ${s.name} | ${each('qps', fmtK)} | ${each('cpuUs', (v) => v.toFixed(1))} | ${anchors.map((a) => `${ratio(s.name, a, 'qps').toFixed(2)}, ${ratio(s.name, a, 'cpuUs').toFixed(2)}`).join(' | ')} | ${rs.map((r) => r.lost).join('/')} | ${rs[0].codes} |`);
   }
+}
+for (const s of servers.filter((x) => x.blockLog)) {
+  const rs = results.get(s.name).map((r) => r.blocked);
+  console.log(`${s.name}: block-log lines written ÷ blocked answers ${rs.map((r) => `${r.log.lines} ÷ ${r.completed}`).join(', ')}` +
+    `; suppressed ${rs.map((r) => r.log.suppressed).join(', ')} (lines may exceed answers by the queries in flight when dnsperf stopped)`);
 }
 console.log(`\nRSS after the runs (whole process tree): ${servers.map((s) => `${s.name} ${median(results.get(s.name).map((r) => r.rssMb)).toFixed(0)} MB`).join(', ')}`);

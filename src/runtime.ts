@@ -172,7 +172,7 @@ export class Runtime {
     for (const t of streams) t.closeConnections();
     await Promise.all([...closed, ...this.udp.map((t) => t.close())]);
     this.built.upstream.close();
-    this.blockLog.close();
+    await this.blockLog.close();
   }
 }
 
