@@ -11,12 +11,8 @@
  * blocked query's CPU. The fixed fields are one cached prefix and the event one JSON.stringify,
  * which escapes exactly as pino does for every string the resolver can produce.
  */
-import type { Via } from '../identity/identify.js';
+import { PROTOS, type Proto, type Via } from '../net/peer.js';
 import { BatchWriter } from './batch-writer.js';
-
-export type Proto = 'udp' | 'tcp' | 'dot' | 'doh' | 'http' | 'connect';
-
-const PROTOS: readonly Proto[] = ['udp', 'tcp', 'dot', 'doh', 'http', 'connect'];
 
 /** The per-event fields; `time`, `event` and `proto` are added by the log. */
 export interface LogEvent {
