@@ -239,7 +239,7 @@ export class Runtime {
     for (const l of listeners) l.closeConnections();
     await Promise.all(closed);
     retireGeneration(this.gen, null);
-    this.blockLog.close();
+    await this.blockLog.close();
   }
 }
 
