@@ -16,6 +16,7 @@ export interface CheckInput {
   readonly cert?: string;
 }
 
+/** What a Generation provides (runtime/generation.ts): the same policy, identifier and CA as `serve`. */
 export interface CheckDeps {
   readonly policy: Policy;
   readonly identifier: Identifier;

@@ -10,6 +10,8 @@ import { startServer, type Started } from '../helpers/start-server.js';
 import { scrape, hasPromtool, promtoolCheckMetrics } from '../helpers/metrics.js';
 import { parseConfig } from '../../src/config/load.js';
 import { ConfigErrors } from '../../src/errors.js';
+import { PACKAGE_ROOT } from '../../src/config/default.js';
+import { spawnSync } from 'node:child_process';
 
 const CITY = '127.0.10.5';
 const GUEST = '127.0.20.5';
@@ -216,6 +218,11 @@ t.test('GET /check answers the decision as JSON', async (t) => {
       { name: 'example.org', action: 'allow', answer: 'forward', rule: null },
     ],
   });
+  // `appfence check --json` prints exactly what GET /check answers.
+  const cli = spawnSync(process.execPath, [join(PACKAGE_ROOT, 'dist/cli.js'), 'check', '--config', join(af.dir, 'appfence.yaml'),
+    '--client', CITY, '--json', 'WWW.TikTok.com.', 'example.org'], { encoding: 'utf8' });
+  t.equal(cli.status, 1, 'check --json exits 1 when a name is blocked');
+  t.same(JSON.parse(cli.stdout), body, 'check --json = GET /check');
   const guest = (await (await admin(af, `/check?client=${GUEST}&name=www.tiktok.com`)).json()) as Record<string, unknown>;
   t.match(guest, { group: 'default', via: 'default', blocked: false });
   const stranger = (await (await admin(af, '/check?client=127.0.30.5&name=www.tiktok.com')).json()) as Record<string, unknown>;
