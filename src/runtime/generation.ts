@@ -41,7 +41,18 @@ export interface Generation {
 
 /** What the runtime watches while a generation serves (metrics); `check` passes none. */
 export interface GenerationObserver {
-  upstreamTry(upstream: string, ok: boolean, durationMs: number): void;
+  upstreamTry?(upstream: string, ok: boolean, durationMs: number): void;
+  /** Every client address the Identifier is asked about (DNS and proxy alike), while `watching`. */
+  readonly clients?: { readonly done: boolean; see(address: string): void };
+}
+
+/** The Identifier, telling `clients` each address until it has seen enough (then one boolean test). */
+class WatchedIdentifier implements Identifier {
+  constructor(private readonly inner: Identifier, private readonly clients: NonNullable<GenerationObserver['clients']>) {}
+  identify(peer: Parameters<Identifier['identify']>[0]): ReturnType<Identifier['identify']> {
+    if (!this.clients.done) this.clients.see(peer.address);
+    return this.inner.identify(peer);
+  }
 }
 
 export async function buildGeneration(config: Config, log: AppLogger, previous?: Generation, observer?: GenerationObserver): Promise<Generation> {
@@ -74,13 +85,17 @@ export async function buildGeneration(config: Config, log: AppLogger, previous?:
     id: (previous?.id ?? 0) + 1,
     config,
     policy,
-    identifier: new ClientIdentifier(config.access.allow, config.groups),
+    identifier: watched(new ClientIdentifier(config.access.allow, config.groups), observer),
     certs,
     resolver: new CachingResolver(cache, upstream),
     cache,
     upstream,
     tls: Object.freeze(tls),
   });
+}
+
+function watched(identifier: Identifier, observer: GenerationObserver | undefined): Identifier {
+  return observer?.clients === undefined || observer.clients.done ? identifier : new WatchedIdentifier(identifier, observer.clients);
 }
 
 /** What a generation holds open that the next one does not reuse (call once no query uses it any more). */
@@ -99,7 +114,7 @@ function newUpstream(config: Config, log: AppLogger, observer?: GenerationObserv
   return new UpstreamClient(dns.upstreams, {
     timeoutMs: dns.timeoutMs,
     onTry: (name, ok, durationMs, err) => {
-      observer?.upstreamTry(name, ok, durationMs);
+      observer?.upstreamTry?.(name, ok, durationMs);
       const count = ok ? 0 : failures.get(name)?.hit() ?? 1;
       if (count > 0) upstreamLog.warn({ upstream: name, count, durationMs, error: err?.message }, 'upstream tries failed');
     },

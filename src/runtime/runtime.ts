@@ -20,7 +20,8 @@ import type { Listener } from '../net/listener.js';
 import { BlockLog } from '../log/block-log.js';
 import { ConfigError } from '../errors.js';
 import type { AppLogger } from '../log/logger.js';
-import { buildGeneration, retireGeneration, type Generation, type TlsListenerKind } from './generation.js';
+import { buildGeneration, retireGeneration, type Generation, type GenerationObserver, type TlsListenerKind } from './generation.js';
+import { GatewayWatch } from '../identity/gateway-watch.js';
 import { Observability } from './observability.js';
 import { checkReport, type CheckInput, type CheckReport } from './check-report.js';
 
@@ -41,6 +42,8 @@ export interface RuntimeOptions {
   readonly blockLog?: BlockLog;
   /** What a reload reads; default: config.source again (the embedded default stays the embedded default). */
   readonly load?: () => Promise<Config>;
+  /** Addresses the Docker gateway warning treats as a container gateway, besides the usual ones (tests). */
+  readonly gateways?: readonly string[];
 }
 
 export interface ListenerRole {
@@ -66,7 +69,7 @@ export class Runtime {
   readonly observability: Observability;
 
   private constructor(gen: Generation, blockLog: BlockLog, load: () => Promise<Config>, private readonly log: AppLogger,
-    observability: Observability) {
+    observability: Observability, private readonly observer: GenerationObserver) {
     this.gen = gen;
     this.blockLog = blockLog;
     this.load = load;
@@ -84,9 +87,18 @@ export class Runtime {
   static async start(config: Config, log: AppLogger, options: RuntimeOptions = {}): Promise<Runtime> {
     // Process metrics (GC observer, event-loop monitor) only where something can scrape them.
     const observability = new Observability({ processMetrics: config.admin !== undefined });
-    const gen = await buildGeneration(config, log, undefined, observability.metrics);
+    const observer: GenerationObserver = {
+      upstreamTry: (name, ok, ms) => observability.metrics.upstreamTry(name, ok, ms),
+      clients: new GatewayWatch({
+        gateways: options.gateways ?? [],
+        onSuspect: (address, requests) => log.warn({ address, requests, docs: 'docs/operations.md#1-deploy-with-docker-compose' },
+          'all recent clients come from one address that looks like a container gateway: behind NAT every device looks the same ' +
+          'and subnet identity cannot work; run with host networking (compose: network_mode: host)'),
+      }),
+    };
+    const gen = await buildGeneration(config, log, undefined, observer);
     const load = options.load ?? (() => (config.source === EMBEDDED_SOURCE ? Promise.resolve(defaultConfig()) : loadConfig(config.source)));
-    const runtime = new Runtime(gen, options.blockLog ?? new BlockLog({ destination: config.log.blocks }), load, log, observability);
+    const runtime = new Runtime(gen, options.blockLog ?? new BlockLog({ destination: config.log.blocks }), load, log, observability, observer);
     try {
       await runtime.blockLog.ready().catch((err: unknown) => {
         throw new ConfigError('log.blocks', `cannot open "${config.log.blocks}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
@@ -228,7 +240,7 @@ export class Runtime {
     const old = this.gen;
     try {
       const config = await next();
-      const gen = await buildGeneration(config, this.log, old, this.observability.metrics);
+      const gen = await buildGeneration(config, this.log, old, this.observer);
       if (this.stopping) {
         retireGeneration(gen, old);
         throw new Error('shutting down; reload abandoned');
