@@ -18,7 +18,15 @@ export interface ResolvedAnswer {
   readonly aliasTargets: readonly string[];
 }
 
-export class Resolver {
+/** What a front end asks of the resolver; an interface so the pipeline's unit tests can hand in a fake. */
+export interface Resolver {
+  /** The client's query bytes in, bytes with its ID out; a cache hit is synchronous. */
+  resolve(query: Buffer, q: Query): Buffer | Promise<Buffer>;
+  /** As resolve(), with the answer's CNAME/DNAME targets for inspection. */
+  resolveAnswer(query: Buffer, q: Query): ResolvedAnswer | Promise<ResolvedAnswer>;
+}
+
+export class CachingResolver implements Resolver {
   private readonly inFlight = new Map<string, Promise<StoredAnswer>>();
 
   constructor(readonly cache: AnswerCache, readonly upstream: UpstreamClient) {}
