@@ -21,7 +21,8 @@ export class UdpTransport implements Listener {
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
   }
 
-  static listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, log: AppLogger): Promise<UdpTransport> {
+  /** `reusePort` (dns.workers > 1): every worker binds its own SO_REUSEPORT socket; the kernel spreads clients by source address and port. */
+  static listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, log: AppLogger, reusePort = false): Promise<UdpTransport> {
     const v6 = isIPv6(addr.host);
     const socket = dgram.createSocket({
       type: v6 ? 'udp6' : 'udp4',
@@ -30,6 +31,7 @@ export class UdpTransport implements Listener {
       // dns.lookup would only defer each send by a tick to return it unchanged, and even an isIPv6
       // test per reply was 2 % of the CPU of an answer.
       lookup: v6 ? literalLookup6 : literalLookup4,
+      reusePort,
     });
     // No send callback: Node then tries a synchronous send (uv_udp_try_send) instead of queueing a
     // send request whose completion calls back into JS — measured 80k → see bench/dns.mjs.
@@ -55,7 +57,8 @@ export class UdpTransport implements Listener {
     });
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(addr.port, addr.host, () => {
+      // exclusive: a cluster worker binds its own socket instead of sharing the primary's handle
+      socket.bind({ port: addr.port, address: addr.host, exclusive: reusePort }, () => {
         socket.off('error', reject);
         // a failed send (ENOBUFS under a flood, EPERM from a firewall) is that reply's loss only
         let lastReport = 0;
