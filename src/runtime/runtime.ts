@@ -44,6 +44,8 @@ export interface RuntimeOptions {
   readonly load?: () => Promise<Config>;
   /** Addresses the Docker gateway warning treats as a container gateway, besides the usual ones (tests). */
   readonly gateways?: readonly string[];
+  /** A dns.workers process: bind the UDP and TCP listeners with SO_REUSEPORT beside the other workers. */
+  readonly reusePort?: boolean;
 }
 
 export interface ListenerRole {
@@ -67,6 +69,7 @@ export class Runtime {
   private stopping = false;
   /** Metrics registry, readiness and the admin listener. */
   readonly observability: Observability;
+  private reusePort = false;
 
   private constructor(gen: Generation, blockLog: BlockLog, load: () => Promise<Config>, private readonly log: AppLogger,
     observability: Observability, private readonly observer: GenerationObserver) {
@@ -99,13 +102,15 @@ export class Runtime {
     const gen = await buildGeneration(config, log, undefined, observer);
     const load = options.load ?? (() => (config.source === EMBEDDED_SOURCE ? Promise.resolve(defaultConfig()) : loadConfig(config.source)));
     const runtime = new Runtime(gen, options.blockLog ?? new BlockLog({ destination: config.log.blocks }), load, log, observability, observer);
+    runtime.reusePort = options.reusePort ?? false;
     try {
       await runtime.blockLog.ready().catch((err: unknown) => {
         throw new ConfigError('log.blocks', `cannot open "${config.log.blocks}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
       });
       await runtime.listen();
       // Last: once it answers, /readyz can be true. It shares the runtime's life cycle (stopped by stop()).
-      if (config.admin !== undefined) {
+      // dns.workers: the workers share the DNS ports, not the admin port (the primary does not serve it yet).
+      if (config.admin !== undefined && !runtime.reusePort) {
         await observability.start(config.admin, {
           reload: () => runtime.reload(),
           check: async (request) => runtime.check(request),
@@ -167,13 +172,14 @@ export class Runtime {
     const inFlight = (): number => this.pipeline.inFlight;
     const caps = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
       maxConnectionsPerClient: dns.maxConnectionsPerClient };
+    const reusePort = this.reusePort;
     for (const [i, addr] of dns.listen.entries()) {
       const key = `dns.listen[${i}]`;
-      const udp = await bound(key, addr, UdpTransport.listen(`${key}/udp`, addr, this.pipeline, dnsLog));
+      const udp = await bound(key, addr, UdpTransport.listen(`${key}/udp`, addr, this.pipeline, dnsLog, reusePort));
       this.addListener(udp, { inFlight });
       // port 0 in tests: TCP follows the port UDP was given, as on a real :53
       const tcpAddr = addr.port === 0 ? { host: addr.host, port: udp.port } : addr;
-      this.addListener(await bound(key, tcpAddr, TcpTransport.listen(`${key}/tcp`, tcpAddr, this.pipeline, caps, dnsLog)));
+      this.addListener(await bound(key, tcpAddr, TcpTransport.listen(`${key}/tcp`, tcpAddr, this.pipeline, { ...caps, reusePort }, dnsLog)));
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
     }
     // Said out loud rather than ignored: these sections validate (configs written for later releases
