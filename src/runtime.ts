@@ -11,7 +11,7 @@ import { AnswerCache } from './resolver/cache.js';
 import { UpstreamClient } from './resolver/upstream.js';
 import { Resolver } from './resolver/resolver.js';
 import { DnsPipeline, type Snapshot } from './dns/pipeline.js';
-import { UdpTransport } from './dns/transports/udp.js';
+import { UdpTransport, chooseUdpPath } from './dns/transports/udp.js';
 import { TcpTransport } from './dns/transports/tcp.js';
 import { DotTransport } from './dns/transports/dot.js';
 import { DohTransport } from './dns/transports/doh.js';
@@ -86,6 +86,11 @@ export class Runtime {
     return { udp: this.udp.map((t) => t.port), tcp: this.tcp.map((t) => t.port), dot: this.dot.map((t) => t.port), doh: this.doh.map((t) => t.port) };
   }
 
+  /** Which socket path serves each UDP listener ('batch' or 'dgram'), in the order of dns.listen. */
+  get udpPaths(): ('batch' | 'dgram')[] {
+    return this.udp.map((u) => u.path);
+  }
+
   /** Certificate identity of a new TLS connection, judged by the policy current at handshake time. */
   private identifyTls(socket: TLSSocket): CertIdentity | undefined {
     return this.built.certs?.identifySocket(socket);
@@ -94,8 +99,9 @@ export class Runtime {
   private async listen(): Promise<void> {
     const { dns } = this.built.config;
     const dnsLog = this.log.child({ component: 'dns' });
+    const udpPath = chooseUdpPath(dns.udpBatch);
     for (const [i, addr] of dns.listen.entries()) {
-      const udp = await bound(`dns.listen[${i}]`, addr, UdpTransport.listen(`dns.listen[${i}]/udp`, addr, this.pipeline, dnsLog));
+      const udp = await bound(`dns.listen[${i}]`, addr, UdpTransport.listen(`dns.listen[${i}]/udp`, addr, this.pipeline, dnsLog, udpPath));
       this.udp.push(udp);
       // port 0 in tests: TCP follows the port UDP was given, as on a real :53
       const tcpAddr = addr.port === 0 ? { host: addr.host, port: udp.port } : addr;
@@ -103,6 +109,11 @@ export class Runtime {
         { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
           maxConnectionsPerClient: dns.maxConnectionsPerClient }, dnsLog)));
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
+    }
+    if (this.udp.length > 0) {
+      const batched = this.udp.every((u) => u.path === 'batch');
+      this.log.info({ udpBatch: dns.udpBatch, path: batched ? 'batch' : 'dgram', reason: batched ? udpPath.reason : udpPath.batch === null ? udpPath.reason : 'ENOSYS: the kernel lacks recvmmsg/sendmmsg' },
+        batched ? 'dns udp: batched recvmmsg/sendmmsg (native addon)' : 'dns udp: node:dgram, one datagram per call');
     }
     // Said out loud rather than ignored: these sections validate (configs written for later releases
     // load) but their front ends are not part of this release.

@@ -51,6 +51,11 @@ export interface DnsConfig {
   readonly maxConnections: number;
   /** Cap on concurrent connections from one source address per listener (a few sockets must not take them all). */
   readonly maxConnectionsPerClient: number;
+  /**
+   * UDP listeners: `auto` receives and sends in batches (recvmmsg/sendmmsg, native addon) where the
+   * addon built and the kernel has the calls, else node:dgram; `off` is always node:dgram.
+   */
+  readonly udpBatch: 'auto' | 'off';
 }
 
 export interface ProxyConfig {

@@ -76,11 +76,13 @@ function optional<T>(value: unknown, read: (value: unknown) => T | undefined): T
   return value === undefined || value === null ? undefined : read(value);
 }
 
+const UDP_BATCH_MODES = ['auto', 'off'] as const;
+
 function readDns(r: Reader, value: unknown): DnsConfig {
   const path = 'dns';
   const checked = r.mapping(path, value ?? {}, [
     'listen', 'tls', 'https', 'upstreams', 'timeoutMs', 'cache', 'blockedTtl', 'tcpIdleTimeoutMs', 'maxConnections',
-    'maxConnectionsPerClient',
+    'maxConnectionsPerClient', 'udpBatch',
   ]);
   const v = checked ?? {};
   const tls = optional(v.tls, (t) => readTls(r, child(path, 'tls'), t, ['0.0.0.0:853']));
@@ -103,6 +105,7 @@ function readDns(r: Reader, value: unknown): DnsConfig {
     tcpIdleTimeoutMs: r.integer(child(path, 'tcpIdleTimeoutMs'), v.tcpIdleTimeoutMs, 10_000, 1),
     maxConnections: r.integer(child(path, 'maxConnections'), v.maxConnections, 1000, 1),
     maxConnectionsPerClient: r.integer(child(path, 'maxConnectionsPerClient'), v.maxConnectionsPerClient, 100, 1),
+    udpBatch: r.oneOf(child(path, 'udpBatch'), v.udpBatch, UDP_BATCH_MODES, 'auto'),
   };
 }
 

@@ -64,7 +64,12 @@ export class DnsPipeline {
     this.snapshot = snapshot;
   }
 
-  handle(buf: Buffer, peer: DnsPeer): Buffer | null | Promise<Buffer | null> {
+  /**
+   * `transient`: `buf` is valid only during this call (a slot of the batched UDP socket's shared
+   * buffer). Only a query that has to wait for an upstream is then copied; every other path answers
+   * before returning.
+   */
+  handle(buf: Buffer, peer: DnsPeer, transient = false): Buffer | null | Promise<Buffer | null> {
     const q = readQuery(buf);
     if (typeof q === 'number') return this.malformed(buf, peer, q);
     const s = this.snapshot;
@@ -77,24 +82,25 @@ export class DnsPipeline {
     const ruleId = s.policy.blockRule(group, q.qname);
     if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, null);
 
-    const answer = s.resolver.resolve(buf, q);
-    if (Buffer.isBuffer(answer)) {
+    const hit = s.resolver.cached(buf, q);
+    if (hit !== undefined) {
       this.stats.count(peer.proto, 'cached');
-      return this.inspect(answer, buf, q, peer, who, group, s);
+      return this.inspect(hit, buf, q, peer, who, group, s);
     }
+    const query = transient ? Buffer.from(buf) : buf;
     this.inFlight++;
-    return answer.then(
+    return s.resolver.fetchAnswer(query, q).then(
       (bytes) => {
         this.inFlight--;
         this.stats.count(peer.proto, 'forwarded');
-        return this.inspect(bytes, buf, q, peer, who, group, s);
+        return this.inspect(bytes, query, q, peer, who, group, s);
       },
       (err: unknown) => {
         this.inFlight--;
         this.stats.count(peer.proto, 'servfail');
         const count = this.servfailLog.hit();
         if (count > 0) this.log.warn({ count, last: { name: q.qname, qtype: qtypeName(q.qtype), error: String(err) } }, 'answered SERVFAIL: every upstream failed');
-        return errorReply(buf, q, RCODE.SERVFAIL);
+        return errorReply(query, q, RCODE.SERVFAIL);
       },
     );
   }

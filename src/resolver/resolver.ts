@@ -18,8 +18,16 @@ export class Resolver {
   constructor(readonly cache: AnswerCache, readonly upstream: UpstreamClient) {}
 
   resolve(query: Buffer, q: Query): Buffer | Promise<Buffer> {
-    const hit = this.cache.get(query, q);
-    if (hit !== undefined) return hit;
+    return this.cached(query, q) ?? this.fetchAnswer(query, q);
+  }
+
+  /** The cached answer for this query, or undefined; never waits. */
+  cached(query: Buffer, q: Query): Buffer | undefined {
+    return this.cache.get(query, q);
+  }
+
+  /** The miss half of resolve(): `query` is kept until the exchange settles. */
+  fetchAnswer(query: Buffer, q: Query): Promise<Buffer> {
     if (!q.cacheable) return this.fetch(query, q).then((stored) => this.cache.answer(stored, query, q));
     const key = cacheKey(q);
     let shared = this.inFlight.get(key);

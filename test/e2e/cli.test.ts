@@ -186,19 +186,23 @@ t.test('serve: a port in use exits 2 naming the key; SIGTERM answers in-flight q
   t.notMatch(r.stderr, /at .*\.js/, 'no stack trace');
 
   if (!hasDig) return;
-  const port = await freePort();
-  writeFileSync(file, `dns: { listen: ["127.0.0.1:${port}"], upstreams: ["127.0.0.1:${up.port}"] }\nlog: { level: info }\n`);
-  const child = spawn(process.execPath, [cli, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
-  await waitForListening(child);
-  up.opts.delayMs = 800;
-  t.teardown(() => { up.opts.delayMs = 0; });
-  const answer = dig(port, '127.0.20.5', '+short', 'example.org');
-  await new Promise((r) => setTimeout(r, 300));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  child.kill('SIGTERM');
-  t.equal((await answer).trim(), '192.0.2.10', 'the query in flight at SIGTERM was answered');
-  t.equal(await exited, 0, 'then exit 0');
+  // on both UDP socket paths: the batched one (default) and node:dgram
+  for (const udpBatch of ['auto', 'off']) {
+    const port = await freePort();
+    writeFileSync(file, `dns: { listen: ["127.0.0.1:${port}"], upstreams: ["127.0.0.1:${up.port}"], udpBatch: ${udpBatch} }\nlog: { level: info }\n`);
+    const child = spawn(process.execPath, [cli, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+    await waitForListening(child);
+    up.opts.delayMs = 800;
+    t.teardown(() => { up.opts.delayMs = 0; });
+    const answer = dig(port, '127.0.20.5', '+short', 'example.org');
+    await new Promise((r) => setTimeout(r, 300));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    t.equal((await answer).trim(), '192.0.2.10', `udpBatch ${udpBatch}: the query in flight at SIGTERM was answered`);
+    t.equal(await exited, 0, 'then exit 0');
+    up.opts.delayMs = 0;
+  }
 });
 
 t.test('check --cert with an unreadable file exits 2', async (t) => {
