@@ -12,7 +12,20 @@ import type { Query } from '../wire/read.js';
 import { cacheKey, type AnswerCache, type StoredAnswer } from './cache.js';
 import type { UpstreamClient } from './upstream.js';
 
-export class Resolver {
+/** What a front end asks of the resolver; an interface so the pipeline's unit tests can hand in a fake. */
+export interface Resolver {
+  /** The client's query bytes in, bytes with its ID out; a cache hit is synchronous. */
+  resolve(query: Buffer, q: Query): Buffer | Promise<Buffer>;
+  /**
+   * resolve() in two halves, for a caller whose query bytes live only until it returns (a batched
+   * UDP slot): the cache, which never waits, then — with a copy of the query — the upstream.
+   */
+  cached(query: Buffer, q: Query): Buffer | undefined;
+  /** The miss half: `query` is kept until the exchange settles. */
+  fetchAnswer(query: Buffer, q: Query): Promise<Buffer>;
+}
+
+export class CachingResolver implements Resolver {
   private readonly inFlight = new Map<string, Promise<StoredAnswer>>();
 
   constructor(readonly cache: AnswerCache, readonly upstream: UpstreamClient) {}
@@ -21,12 +34,10 @@ export class Resolver {
     return this.cached(query, q) ?? this.fetchAnswer(query, q);
   }
 
-  /** The cached answer for this query, or undefined; never waits. */
   cached(query: Buffer, q: Query): Buffer | undefined {
     return this.cache.get(query, q);
   }
 
-  /** The miss half of resolve(): `query` is kept until the exchange settles. */
   fetchAnswer(query: Buffer, q: Query): Promise<Buffer> {
     if (!q.cacheable) return this.fetch(query, q).then((stored) => this.cache.answer(stored, query, q));
     const key = cacheKey(q);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
-import { Runtime } from '../../src/runtime.js';
+import { Runtime } from '../../src/runtime/runtime.js';
 import { BlockLog } from '../../src/log/block-log.js';
 import { createAppLogger } from '../../src/log/logger.js';
 
@@ -35,7 +35,7 @@ export async function startServer(yamlOrFn: string | ((dir: string) => string), 
   const blockFile = join(dir, 'blocks.log');
   const blockLog = new BlockLog({ destination: blockFile, reportIntervalMs: 50, sync: true });
   const log = createAppLogger('silent');
-  const runtime = await Runtime.start(config, log, blockLog);
+  const runtime = await Runtime.start(config, log, { blockLog });
   const expected = config.dns.udpBatch === 'off' ? 'dgram' : 'batch';
   if (runtime.udpPaths.some((p) => p !== expected)) {
     await runtime.stop(0);

@@ -10,7 +10,7 @@ import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.j
 import { buildQuery, decodeReply, query } from '../helpers/dns-client.js';
 import { startServer } from '../helpers/start-server.js';
 import { parseConfig } from '../../src/config/load.js';
-import { Runtime } from '../../src/runtime.js';
+import { Runtime } from '../../src/runtime/runtime.js';
 import { BlockLog } from '../../src/log/block-log.js';
 import { createAppLogger } from '../../src/log/logger.js';
 
@@ -116,7 +116,7 @@ for (const mode of ['auto', 'off'] as const) {
     const dir = t.testdir(LISTS);
     const file = join(dir, 'app.log');
     const config = parseConfig(yaml(up.port, mode), join(dir, 'appfence.yaml'), {});
-    const runtime = await Runtime.start(config, createAppLogger('info', file), new BlockLog({ destination: join(dir, 'b.log'), sync: true }));
+    const runtime = await Runtime.start(config, createAppLogger('info', file), { blockLog: new BlockLog({ destination: join(dir, 'b.log'), sync: true }) });
     await runtime.stop(0);
     const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((l) => String(l.msg).startsWith('dns udp:'));
