@@ -22,6 +22,8 @@ import { BatchSocket, loadUdpBatch, type BatchStats, type UdpBatchAddon } from '
 export interface UdpOptions {
   /** The loaded addon for the batched path; null for node:dgram. */
   readonly batch: UdpBatchAddon | null;
+  /** dns.workers > 1: every worker binds its own SO_REUSEPORT socket; the kernel spreads clients by source address and port. */
+  readonly reusePort?: boolean;
 }
 
 /** dns.udpBatch → the addon to use, or null with the reason node:dgram serves (for the start-up line). */
@@ -60,6 +62,7 @@ export class UdpTransport implements Listener {
 
   static async listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, log: AppLogger,
     opts: UdpOptions = { batch: null }): Promise<UdpTransport> {
+    const reusePort = opts.reusePort === true;
     const transport = new UdpTransport(name);
     const failed = new Throttle(10_000);
     /** The per-datagram step both paths share; `later` sends a reply that had to wait. */
@@ -83,7 +86,7 @@ export class UdpTransport implements Listener {
     const isClosed = (): boolean => transport.closed;
     if (opts.batch !== null) {
       try {
-        transport.io = listenBatched(opts.batch, addr, pipeline, serve, isClosed, sendFailed, log);
+        transport.io = listenBatched(opts.batch, addr, reusePort, pipeline, serve, isClosed, sendFailed, log);
         transport.path = 'batch';
         return transport;
       } catch (err) {
@@ -91,7 +94,7 @@ export class UdpTransport implements Listener {
         if ((err as NodeJS.ErrnoException).code !== 'ENOSYS') throw err;
       }
     }
-    transport.io = await listenDgram(addr, serve, isClosed, sendFailed, log);
+    transport.io = await listenDgram(addr, reusePort, serve, isClosed, sendFailed, log);
     return transport;
   }
 
@@ -130,10 +133,10 @@ export class UdpTransport implements Listener {
 
 type Serve = (msg: Buffer, address: string, transient: boolean, later: () => Reply) => Buffer | null;
 
-function listenBatched(addon: UdpBatchAddon, addr: ListenAddress, pipeline: DnsPipeline, serve: Serve,
+function listenBatched(addon: UdpBatchAddon, addr: ListenAddress, reusePort: boolean, pipeline: DnsPipeline, serve: Serve,
   isClosed: () => boolean, sendFailed: (err: unknown, client: string) => void, log: AppLogger): UdpIo {
   const socket: BatchSocket = new BatchSocket(addon, {
-    host: addr.host, port: addr.port,
+    host: addr.host, port: addr.port, reusePort,
     // 64 KiB slots: every datagram IPv4 can carry arrives whole, as with node:dgram. Pages of the
     // slots are only touched by datagrams that long, so RSS grows by what hostile traffic uses.
     inSize: 65536,
@@ -179,14 +182,17 @@ function oversize(msg: Buffer, pipeline: DnsPipeline): Buffer | null {
   return errorReply(msg, null, RCODE.FORMERR);
 }
 
-function listenDgram(addr: ListenAddress, serve: Serve, isClosed: () => boolean,
+function listenDgram(addr: ListenAddress, reusePort: boolean, serve: Serve, isClosed: () => boolean,
   sendFailed: (err: unknown, client: string) => void, log: AppLogger): Promise<UdpIo> {
+  const v6 = isIPv6(addr.host);
   const socket = dgram.createSocket({
-    type: isIPv6(addr.host) ? 'udp6' : 'udp4',
-    ipv6Only: isIPv6(addr.host),
-    // Replies go to rinfo.address, always an IP literal: the default dns.lookup would only defer
-    // each send by a tick to return it unchanged.
-    lookup: literalLookup,
+    type: v6 ? 'udp6' : 'udp4',
+    ipv6Only: v6,
+    // Replies go to rinfo.address, always an IP literal of the socket's own family: the default
+    // dns.lookup would only defer each send by a tick to return it unchanged, and even an isIPv6
+    // test per reply was 2 % of the CPU of an answer.
+    lookup: v6 ? literalLookup6 : literalLookup4,
+    reusePort,
   });
   // No send callback: Node then tries a synchronous send (uv_udp_try_send) instead of queueing a
   // send request whose completion calls back into JS — measured 80k → see bench/dns.mjs.
@@ -204,7 +210,8 @@ function listenDgram(addr: ListenAddress, serve: Serve, isClosed: () => boolean,
   });
   return new Promise((resolve, reject) => {
     socket.once('error', reject);
-    socket.bind(addr.port, addr.host, () => {
+    // exclusive: a cluster worker binds its own socket instead of sharing the primary's handle
+    socket.bind({ port: addr.port, address: addr.host, exclusive: reusePort }, () => {
       socket.off('error', reject);
       // a failed send (ENOBUFS under a flood, EPERM from a firewall) is that reply's loss only
       let lastReport = 0;
@@ -223,6 +230,10 @@ function listenDgram(addr: ListenAddress, serve: Serve, isClosed: () => boolean,
   });
 }
 
-function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
-  callback(null, address, isIPv6(address) ? 6 : 4);
+type LookupCallback = (err: Error | null, address: string, family: number) => void;
+function literalLookup4(address: string, _family: unknown, callback: LookupCallback): void {
+  callback(null, address, 4);
+}
+function literalLookup6(address: string, _family: unknown, callback: LookupCallback): void {
+  callback(null, address, 6);
 }
