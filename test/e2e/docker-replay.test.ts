@@ -50,6 +50,11 @@ function run(command: string, cwd: string): Promise<{ status: number | null; out
   });
 }
 
+/** What the build context leaves out (.dockerignore: plain paths and folder names, as written there). */
+const ignored = readFileSync(join(PACKAGE_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim())
+  .filter((l) => l !== '' && !l.startsWith('#') && !l.includes('*'));
+const inContext = (path: string): boolean => !ignored.some((i) => path === join(PACKAGE_ROOT, i) || path.startsWith(join(PACKAGE_ROOT, i) + '/'));
+
 /** The stages a stage copies from (COPY --from=NAME). */
 const dependsOn = (index: number): string[] => dockerfile[index]!.instructions
   .flatMap((i) => (i.keyword === 'COPY' ? [/--from=(\S+)/.exec(i.args)?.[1]] : []))
@@ -79,7 +84,7 @@ async function replayStage(index: number): Promise<{ env: Record<string, string>
         const target = intoFolder ? join(inStage(stage.name, dest), src.split('/').pop()!) : inStage(stage.name, dest);
         t.ok(existsSync(source), `COPY source exists: ${from ?? 'repo'}:${src}`);
         mkdirSync(dirname(target), { recursive: true });
-        cpSync(source, target, { recursive: true });
+        cpSync(source, target, { recursive: true, filter: (path) => from !== undefined || inContext(path) });
       }
     } else if (keyword === 'RUN' && index < dockerfile.length - 1) {
       const command = args.replace(/--mount=\S+\s*/g, '');
