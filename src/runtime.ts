@@ -3,7 +3,7 @@
  * Snapshot beside the running one and swaps one reference only when every step succeeded; on any
  * failure the old policy keeps serving and the reason is logged (and returned for the admin API).
  */
-import type { Config } from './config/types.js';
+import type { Config, ListenAddress } from './config/types.js';
 import { loadLists, type LoadedList } from './lists/load-lists.js';
 import { Policy } from './policy/policy.js';
 import { AccessList } from './identity/access.js';
@@ -24,6 +24,11 @@ import { BlockLog } from './log/block-log.js';
 import { ConfigError } from './errors.js';
 import { Throttle } from './log/throttle.js';
 import type { AppLogger } from './log/logger.js';
+import type { DecisionContext } from './proxy/pipeline.js';
+import { ProxyHandler } from './proxy/handler.js';
+import { ProxyListener } from './proxy/server.js';
+import { SelfGuard } from './proxy/self-guard.js';
+import { ProxyStats } from './proxy/stats.js';
 
 interface Built {
   readonly config: Config;
@@ -34,7 +39,13 @@ interface Built {
   readonly certs: CertificateIdentifier | null;
   readonly dotTls: TlsOptions | null;
   readonly dohTls: TlsOptions | null;
+  readonly proxyTls: TlsOptions | null;
+  /** What a proxy decision reads, made once per load so a request allocates nothing for it. */
+  readonly proxyContext: DecisionContext;
 }
+
+/** Browsers open many connections each; the process's file limit is the real ceiling. */
+const PROXY_MAX_CONNECTIONS = 10_000;
 
 const DRAIN_MS = 5000;
 
@@ -46,6 +57,9 @@ export class Runtime {
   private readonly tcp: TcpTransport[] = [];
   private readonly dot: DotTransport[] = [];
   private readonly doh: DohTransport[] = [];
+  private readonly proxies: ProxyListener[] = [];
+  private proxyHandler: ProxyHandler | null = null;
+  readonly proxyStats = new ProxyStats();
   reloads = { ok: 0, failed: 0 };
 
   private constructor(built: Built, blockLog: BlockLog, private readonly log: AppLogger) {
@@ -82,8 +96,11 @@ export class Runtime {
   }
 
   /** Actual ports, in the order of dns.listen (useful when the config asked for port 0). */
-  get ports(): { udp: number[]; tcp: number[]; dot: number[]; doh: number[] } {
-    return { udp: this.udp.map((t) => t.port), tcp: this.tcp.map((t) => t.port), dot: this.dot.map((t) => t.port), doh: this.doh.map((t) => t.port) };
+  get ports(): { udp: number[]; tcp: number[]; dot: number[]; doh: number[]; proxy: number[]; proxyTls: number[] } {
+    const proxy = this.proxies.filter((p) => !p.secure).map((p) => p.port);
+    const proxyTls = this.proxies.filter((p) => p.secure).map((p) => p.port);
+    return { udp: this.udp.map((t) => t.port), tcp: this.tcp.map((t) => t.port), dot: this.dot.map((t) => t.port), doh: this.doh.map((t) => t.port),
+      proxy, proxyTls };
   }
 
   /** Certificate identity of a new TLS connection, judged by the policy current at handshake time. */
@@ -104,9 +121,8 @@ export class Runtime {
           maxConnectionsPerClient: dns.maxConnectionsPerClient }, dnsLog)));
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
     }
-    // Said out loud rather than ignored: these sections validate (configs written for later releases
-    // load) but their front ends are not part of this release.
-    if (this.built.config.proxy !== undefined) this.log.warn({ listen: this.built.config.proxy.listen }, 'proxy: not built yet; not started');
+    // Said out loud rather than ignored: this section validates (configs written for later releases
+    // load) but its front end is not part of this release.
     if (this.built.config.admin !== undefined) this.log.warn({ listen: this.built.config.admin.listen }, 'admin API: not built yet; not started');
     const identify = (socket: TLSSocket): ClientIdentity | undefined => this.identifyTls(socket);
     const stream = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
@@ -127,6 +143,43 @@ export class Runtime {
         this.log.info({ listen: `${addr.host}:${doh.port}`, proto: 'doh' }, 'dns listening');
       }
     }
+    await this.listenProxy(identify);
+  }
+
+  /** The proxy listeners; the loop guard learns every port this process listens on first. */
+  private async listenProxy(identify: (socket: TLSSocket) => ClientIdentity | undefined): Promise<void> {
+    const proxy = this.built.config.proxy;
+    if (proxy === undefined) return;
+    const guard = new SelfGuard();
+    const { dns, admin } = this.built.config;
+    const ports = this.ports;
+    dns.listen.forEach((a, i) => guard.add(a.host, ports.udp[i] ?? a.port));
+    dns.tls?.listen.forEach((a, i) => guard.add(a.host, ports.dot[i] ?? a.port));
+    dns.https?.listen.forEach((a, i) => guard.add(a.host, ports.doh[i] ?? a.port));
+    if (admin !== undefined) guard.add(admin.listen.host, admin.listen.port);
+    const log = this.log.child({ component: 'proxy' });
+    const handler = new ProxyHandler({
+      context: () => this.built.proxyContext,
+      proxyConfig: () => this.built.config.proxy ?? proxy,
+      logQueries: () => this.built.config.log.queries,
+      blockLog: this.blockLog,
+      stats: this.proxyStats,
+      guard,
+      log,
+    }, { timeoutMs: proxy.connectTimeoutMs, maxTunnelsPerClient: proxy.maxTunnelsPerClient });
+    this.proxyHandler = handler;
+    const common = { idleTimeoutMs: proxy.idleTimeoutMs, maxConnections: PROXY_MAX_CONNECTIONS, stats: this.proxyStats };
+    const start = async (key: string, addr: ListenAddress, tls: TlsOptions | undefined): Promise<void> => {
+      const listener = await bound(key, addr, ProxyListener.listen(addr, handler,
+        tls === undefined ? common : { ...common, tls, identify }, log));
+      this.proxies.push(listener);
+      guard.add(addr.host, listener.port);
+      this.log.info({ listen: `${addr.host}:${listener.port}`, proto: tls === undefined ? 'http' : 'https' }, 'proxy listening');
+    };
+    for (const [i, addr] of proxy.listen.entries()) await start(`proxy.listen[${i}]`, addr, undefined);
+    if (proxy.tls !== undefined && this.built.proxyTls !== null) {
+      for (const [i, addr] of proxy.tls.listen.entries()) await start(`proxy.tls.listen[${i}]`, addr, this.built.proxyTls);
+    }
   }
 
   /** Loads `next` completely, then swaps. Returns the error when the old configuration stays. */
@@ -139,7 +192,8 @@ export class Runtime {
         this.log.warn('log.blocks and log.level changes take effect on restart');
       }
       this.blockLog.reopen();
-      const listeners = (c: Config): string => JSON.stringify([c.dns.listen, c.dns.tls?.listen, c.dns.https?.listen]);
+      const listeners = (c: Config): string => JSON.stringify([c.dns.listen, c.dns.tls?.listen, c.dns.https?.listen,
+        c.proxy?.listen, c.proxy?.tls?.listen]);
       if (listeners(config) !== listeners(this.built.config)) {
         this.log.warn('listen addresses changed: they take effect on restart');
       }
@@ -149,6 +203,7 @@ export class Runtime {
       // renewed server certificates and device CAs apply to connections accepted from now on
       if (built.dotTls !== null) for (const t of this.dot) t.setSecureContext(built.dotTls);
       if (built.dohTls !== null) for (const t of this.doh) t.setSecureContext(built.dohTls);
+      if (built.proxyTls !== null) for (const p of this.proxies) p.setSecureContext(built.proxyTls);
       // in-flight exchanges on the old upstream client finish within its timeout
       if (old.upstream !== built.upstream) setTimeout(() => old.upstream.close(), old.config.dns.timeoutMs * (old.config.dns.upstreams.length + 1)).unref();
       this.reloads.ok++;
@@ -163,14 +218,16 @@ export class Runtime {
 
   /** Stops accepting, lets in-flight queries finish for up to `drainMs`, flushes the block log. */
   async stop(drainMs = DRAIN_MS): Promise<void> {
-    const streams = [...this.tcp, ...this.dot, ...this.doh];
+    const streams = [...this.tcp, ...this.dot, ...this.doh, ...this.proxies];
     const closed = streams.map((t) => t.stopAccepting());
     // UDP sockets stay open while draining: answers to queries already taken must still go out
     for (const t of this.udp) t.stopAccepting();
     const deadline = Date.now() + drainMs;
-    while (this.pipeline.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const inFlight = (): number => this.pipeline.inFlight + (this.proxyHandler?.inFlight ?? 0);
+    while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const t of streams) t.closeConnections();
     await Promise.all([...closed, ...this.udp.map((t) => t.close())]);
+    this.proxyHandler?.close();
     this.built.upstream.close();
     this.blockLog.close();
   }
@@ -228,6 +285,7 @@ async function build(config: Config, log: AppLogger, previous: Built | null): Pr
   }
   const dotTls = dns.tls === undefined ? null : await serverTlsOptions(dns.tls, 'dns.tls', caPems, config.clientCerts);
   const dohTls = dns.https === undefined ? null : await serverTlsOptions(dns.https, 'dns.https', caPems, config.clientCerts);
+  const proxyTls = config.proxy?.tls === undefined ? null : await serverTlsOptions(config.proxy.tls, 'proxy.tls', caPems, config.clientCerts);
   const snapshot: Snapshot = Object.freeze({
     policy,
     access: new AccessList(config.access.allow),
@@ -236,7 +294,13 @@ async function build(config: Config, log: AppLogger, previous: Built | null): Pr
     logQueries: config.log.queries,
   });
   listLog.info({ count: policy.index.ruleCount, lists: lists.map((l) => `${l.name}=${l.ruleCount}`).join(' ') }, 'lists loaded');
-  return { config, snapshot, cache, upstream, certs, dotTls, dohTls };
+  const proxyContext: DecisionContext = Object.freeze({
+    identify: (peer: { address: string; cert?: ClientIdentity | undefined }): ClientIdentity | null =>
+      peer.cert ?? (snapshot.access.allows(peer.address) ? snapshot.subnets.identify(peer.address) : null),
+    policy: snapshot.policy,
+    resolver: snapshot.resolver,
+  });
+  return { config, snapshot, cache, upstream, certs, dotTls, dohTls, proxyTls, proxyContext };
 }
 
 function reportRejects(lists: readonly LoadedList[], log: AppLogger): void {

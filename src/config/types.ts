@@ -58,6 +58,14 @@ export interface ProxyConfig {
   readonly tls?: TlsListenerConfig;
   readonly connectPorts: readonly number[];
   readonly blockPage: { readonly contact: string };
+  /** Host name the PAC file points at; absent: the Host the PAC was requested with. */
+  readonly pacHost?: string;
+  /** Cap on concurrent CONNECT tunnels from one source address (one client cannot take every socket). */
+  readonly maxTunnelsPerClient: number;
+  /** Connecting to the origin or target; beyond it: 504. Also the wait for an origin's response bytes. */
+  readonly connectTimeoutMs: number;
+  /** A client connection or tunnel with no traffic for this long is closed. */
+  readonly idleTimeoutMs: number;
 }
 
 export interface ClientCertsConfig {

@@ -27,6 +27,8 @@ export const DEFAULT_ACCESS_ALLOW: readonly string[] = [
 /** What Blocky, AdGuard Home and Pi-hole do: serve every IPv4 address on 53; access.allow decides who may ask. */
 const DEFAULT_DNS_LISTEN = ['0.0.0.0:53'];
 const DEFAULT_PROXY_LISTEN = ['0.0.0.0:3128'];
+/** A DNS name or an IPv4 address, or an IPv6 address in brackets. */
+const PAC_HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$|^\[[0-9A-Fa-f:.]+\]$/;
 const DEFAULT_ADMIN_LISTEN = '127.0.0.1:9153';
 /** RFC 2181 §8: TTLs are 31-bit. */
 const MAX_TTL = 2_147_483_647;
@@ -132,7 +134,8 @@ function readTls(r: Reader, path: string, value: unknown, defaultListen: readonl
 
 function readProxy(r: Reader, value: unknown): ProxyConfig | undefined {
   const path = 'proxy';
-  const v = r.mapping(path, value, ['listen', 'tls', 'connectPorts', 'blockPage']);
+  const v = r.mapping(path, value, ['listen', 'tls', 'connectPorts', 'blockPage', 'pacHost', 'maxTunnelsPerClient',
+    'connectTimeoutMs', 'idleTimeoutMs']);
   if (v === undefined) return undefined;
   const ports = r.list(child(path, 'connectPorts'), v.connectPorts ?? [443],
     (p, port) => r.integer(p, port ?? null, 0, 1, 65535)) ?? [];
@@ -142,11 +145,21 @@ function readProxy(r: Reader, value: unknown): ProxyConfig | undefined {
     if (typeof page.contact === 'string') contact = page.contact;
     else r.fail(child(child(path, 'blockPage'), 'contact'), 'must be a string');
   }
+  let pacHost: string | undefined;
+  if (v.pacHost !== undefined && v.pacHost !== null) {
+    pacHost = r.string(child(path, 'pacHost'), v.pacHost);
+    // it is written into a JavaScript string of the PAC file: a host name or IP, nothing that could escape it
+    if (pacHost !== undefined && !PAC_HOST.test(pacHost)) pacHost = r.fail(child(path, 'pacHost'), 'must be a host name or IP address, without port');
+  }
   return {
     listen: r.listenList(child(path, 'listen'), v.listen, DEFAULT_PROXY_LISTEN),
     tls: optional(v.tls, (t) => readTls(r, child(path, 'tls'), t, ['0.0.0.0:3129'])),
     connectPorts: ports,
     blockPage: { contact },
+    pacHost,
+    maxTunnelsPerClient: r.integer(child(path, 'maxTunnelsPerClient'), v.maxTunnelsPerClient, 256, 1),
+    connectTimeoutMs: r.integer(child(path, 'connectTimeoutMs'), v.connectTimeoutMs, 10_000, 1),
+    idleTimeoutMs: r.integer(child(path, 'idleTimeoutMs'), v.idleTimeoutMs, 120_000, 1),
   };
 }
 

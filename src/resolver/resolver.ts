@@ -8,9 +8,19 @@
  */
 import { UpstreamError } from '../errors.js';
 import { readAnswer } from '../wire/answer.js';
-import type { Query } from '../wire/read.js';
+import { addressQuery, answerAddresses } from '../wire/address.js';
+import { RCODE, TYPE_A, TYPE_AAAA } from '../wire/codes.js';
+import { readQuery, type Query } from '../wire/read.js';
 import { cacheKey, type AnswerCache, type StoredAnswer } from './cache.js';
 import type { UpstreamClient } from './upstream.js';
+
+/** What the proxy gets for a host name: the addresses to connect to and the alias chain to inspect. */
+export interface Lookup {
+  readonly addresses: readonly string[];
+  /** CNAME/DNAME targets in the answer, normalised: the proxy checks them as DNS's CNAME inspection does. */
+  readonly aliasTargets: readonly string[];
+  readonly rcode: number;
+}
 
 export class Resolver {
   private readonly inFlight = new Map<string, Promise<StoredAnswer>>();
@@ -32,6 +42,23 @@ export class Resolver {
       shared.then(done, done);
     }
     return shared.then((stored) => this.cache.answer(stored, query, q));
+  }
+
+  /**
+   * A/AAAA of a host through the same cache, single-flight and upstreams as DNS clients' queries, so a
+   * name the proxy looks up is the name every DNS client sees (never the OS resolver). `name` is
+   * lowercase without trailing dot; one that cannot be a DNS name answers FORMERR without a query.
+   * Upstream failure rejects (UpstreamError), as it makes DNS answer SERVFAIL.
+   */
+  async lookup(name: string, family: 4 | 6): Promise<Lookup> {
+    const qtype = family === 4 ? TYPE_A : TYPE_AAAA;
+    const query = addressQuery(name, qtype);
+    const q = query === null ? null : readQuery(query);
+    if (query === null || q === null || typeof q === 'number') return { addresses: [], aliasTargets: [], rcode: RCODE.FORMERR };
+    const bytes = await this.resolve(query, q);
+    const info = readAnswer(bytes);
+    if (info === null) throw new UpstreamError('cache', 'format', `unreadable answer for ${name}`);
+    return { addresses: answerAddresses(bytes, qtype), aliasTargets: info.aliasTargets, rcode: info.rcode };
   }
 
   private async fetch(query: Buffer, q: Query): Promise<StoredAnswer> {

@@ -46,6 +46,9 @@ t.test('the SPEC example parses into the normalised shape', async (t) => {
     tls: { listen: [{ host: '0.0.0.0', port: 3129 }], cert: `${dir}/certs/server.pem`, key: `${dir}/certs/server-key.pem` },
     connectPorts: [443],
     blockPage: { contact: '' },
+    maxTunnelsPerClient: 256,
+    connectTimeoutMs: 10000,
+    idleTimeoutMs: 120000,
   });
   t.same(c.clientCerts, { ca: [`${dir}/certs/device-ca.pem`], require: false });
   t.same(c.access.allow, ['10.0.0.0/8', '192.168.0.0/16', '127.0.0.0/8', '::1/128']);
@@ -80,7 +83,10 @@ t.test('defaults of a minimal file', async (t) => {
   t.notOk('proxy' in c || 'admin' in c || 'clientCerts' in c || 'tls' in c.dns, 'optional sections stay absent');
   t.same(parseConfig(MINIMAL + 'proxy:\nadmin:\n', FILE, {}).proxy, undefined, 'an empty section is as if left out');
   const p = parseConfig(MINIMAL + 'proxy: {}\nadmin: {}\n', FILE, {});
-  t.same(p.proxy, { listen: [{ host: '0.0.0.0', port: 3128 }], connectPorts: [443], blockPage: { contact: '' } });
+  t.same(p.proxy, { listen: [{ host: '0.0.0.0', port: 3128 }], connectPorts: [443], blockPage: { contact: '' },
+    maxTunnelsPerClient: 256, connectTimeoutMs: 10000, idleTimeoutMs: 120000 });
+  const q = parseConfig(MINIMAL + 'proxy: { pacHost: proxy.city.example, maxTunnelsPerClient: 8, connectTimeoutMs: 500, idleTimeoutMs: 900 }\n', FILE, {});
+  t.same([q.proxy?.pacHost, q.proxy?.maxTunnelsPerClient, q.proxy?.connectTimeoutMs, q.proxy?.idleTimeoutMs], ['proxy.city.example', 8, 500, 900]);
   t.same(p.admin, { listen: { host: '127.0.0.1', port: 9153 } });
 });
 
@@ -163,6 +169,9 @@ t.test('one error per problem, each starting with its key path', async (t) => {
     ['log level', MINIMAL + 'log: { level: verbose }', ['log.level: must be one of fatal, error, warn, info, debug, trace, silent']],
     ['boolean', MINIMAL + 'log: { queries: "yes" }', ['log.queries: must be true or false']],
     ['connect port', MINIMAL + 'proxy: { connectPorts: [443, 70000] }', ['proxy.connectPorts[1]: must be an integer from 1 to 65535']],
+    ['pac host', MINIMAL + 'proxy: { pacHost: "x\\"; alert(1)" }', ['proxy.pacHost: must be a host name or IP address, without port']],
+    ['pac host port', MINIMAL + 'proxy: { pacHost: "proxy.example:3128" }', ['proxy.pacHost: must be a host name or IP address, without port']],
+    ['tunnel cap', MINIMAL + 'proxy: { maxTunnelsPerClient: 0 }', ['proxy.maxTunnelsPerClient: must be a positive integer']],
     ['admin listen list', MINIMAL + 'admin: { listen: ["127.0.0.1:9153"] }',
       ['admin.listen: must be a string "host:port" or "[v6]:port"']],
     ['section not a mapping', 'dns: 5', ['dns: must be a mapping']],
