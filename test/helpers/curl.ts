@@ -32,13 +32,18 @@ export function curl(args: readonly string[], timeoutMs = 10_000): Promise<CurlR
 }
 
 /** Raw bytes to a server from a chosen source address; resolves with everything it answered before closing. */
-export function rawExchange(port: number, bytes: string | Buffer, from = '127.0.20.1', host = '127.0.0.1', waitMs = 3000): Promise<string> {
+/** `firstAnswer`: resolve once a whole status line and header block arrived (a tunnel stays open). */
+export function rawExchange(port: number, bytes: string | Buffer, from = '127.0.20.1', host = '127.0.0.1', waitMs = 3000,
+  firstAnswer = false): Promise<string> {
   return new Promise((resolve) => {
     const s = net.connect({ port, host, localAddress: from });
     const chunks: Buffer[] = [];
     const done = (): void => { clearTimeout(timer); s.destroy(); resolve(Buffer.concat(chunks).toString('latin1')); };
     const timer = setTimeout(done, waitMs);
-    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('data', (c: Buffer) => {
+      chunks.push(c);
+      if (firstAnswer && Buffer.concat(chunks).includes('\r\n\r\n')) setTimeout(done, 20);
+    });
     s.on('close', done);
     s.on('error', done);
     s.write(bytes);
