@@ -6,8 +6,7 @@
 import type { Config, ListenAddress } from './config/types.js';
 import { loadLists, type LoadedList } from './lists/load-lists.js';
 import { Policy } from './policy/policy.js';
-import { AccessList } from './identity/access.js';
-import { SubnetIdentifier } from './identity/identify.js';
+import { ClientIdentifier } from './identity/identify.js';
 import { AnswerCache } from './resolver/cache.js';
 import { UpstreamClient } from './resolver/upstream.js';
 import { Resolver } from './resolver/resolver.js';
@@ -16,15 +15,15 @@ import { UdpTransport } from './dns/transports/udp.js';
 import { TcpTransport } from './dns/transports/tcp.js';
 import { DotTransport } from './dns/transports/dot.js';
 import { DohTransport } from './dns/transports/doh.js';
-import { serverTlsOptions, readPem } from './dns/transports/tls-options.js';
+import { serverTlsOptions, readPem } from './net/tls-server.js';
 import { CertificateIdentifier } from './identity/certificate.js';
-import type { ClientIdentity } from './identity/identify.js';
+import type { CertIdentity } from './net/peer.js';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import { BlockLog } from './log/block-log.js';
+import type { Listener } from './net/listener.js';
 import { ConfigError } from './errors.js';
 import { Throttle } from './log/throttle.js';
 import type { AppLogger } from './log/logger.js';
-import type { DecisionContext } from './proxy/pipeline.js';
 import { ProxyHandler } from './proxy/handler.js';
 import { ProxyListener } from './proxy/server.js';
 import { SelfGuard } from './proxy/self-guard.js';
@@ -40,12 +39,12 @@ interface Built {
   readonly dotTls: TlsOptions | null;
   readonly dohTls: TlsOptions | null;
   readonly proxyTls: TlsOptions | null;
-  /** What a proxy decision reads, made once per load so a request allocates nothing for it. */
-  readonly proxyContext: DecisionContext;
 }
 
 /** Browsers open many connections each; the process's file limit is the real ceiling. */
 const PROXY_MAX_CONNECTIONS = 10_000;
+/** One host (a NAT, a busy terminal server) may hold many; not all of them. */
+const PROXY_MAX_CONNECTIONS_PER_CLIENT = 1_000;
 
 const DRAIN_MS = 5000;
 
@@ -104,7 +103,7 @@ export class Runtime {
   }
 
   /** Certificate identity of a new TLS connection, judged by the policy current at handshake time. */
-  private identifyTls(socket: TLSSocket): ClientIdentity | undefined {
+  private identifyTls(socket: TLSSocket): CertIdentity | undefined {
     return this.built.certs?.identifySocket(socket);
   }
 
@@ -112,11 +111,11 @@ export class Runtime {
     const { dns } = this.built.config;
     const dnsLog = this.log.child({ component: 'dns' });
     for (const [i, addr] of dns.listen.entries()) {
-      const udp = await bound(`dns.listen[${i}]`, addr, UdpTransport.listen(addr, this.pipeline, dnsLog));
+      const udp = await bound(`dns.listen[${i}]`, addr, UdpTransport.listen(`dns.listen[${i}]/udp`, addr, this.pipeline, dnsLog));
       this.udp.push(udp);
       // port 0 in tests: TCP follows the port UDP was given, as on a real :53
       const tcpAddr = addr.port === 0 ? { host: addr.host, port: udp.port } : addr;
-      this.tcp.push(await bound(`dns.listen[${i}]`, tcpAddr, TcpTransport.listen(tcpAddr, this.pipeline,
+      this.tcp.push(await bound(`dns.listen[${i}]`, tcpAddr, TcpTransport.listen(`dns.listen[${i}]/tcp`, tcpAddr, this.pipeline,
         { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
           maxConnectionsPerClient: dns.maxConnectionsPerClient }, dnsLog)));
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
@@ -124,19 +123,19 @@ export class Runtime {
     // Said out loud rather than ignored: this section validates (configs written for later releases
     // load) but its front end is not part of this release.
     if (this.built.config.admin !== undefined) this.log.warn({ listen: this.built.config.admin.listen }, 'admin API: not built yet; not started');
-    const identify = (socket: TLSSocket): ClientIdentity | undefined => this.identifyTls(socket);
+    const identify = (socket: TLSSocket): CertIdentity | undefined => this.identifyTls(socket);
     const stream = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
       maxConnectionsPerClient: dns.maxConnectionsPerClient };
     if (dns.tls !== undefined && this.built.dotTls !== null) {
       for (const [i, addr] of dns.tls.listen.entries()) {
-        const dot = await bound(`dns.tls.listen[${i}]`, addr, DotTransport.listen(addr, this.pipeline, { ...stream, tls: this.built.dotTls, identify }, dnsLog));
+        const dot = await bound(`dns.tls.listen[${i}]`, addr, DotTransport.listen(`dns.tls.listen[${i}]`, addr, this.pipeline, { ...stream, tls: this.built.dotTls, identify }, dnsLog));
         this.dot.push(dot);
         this.log.info({ listen: `${addr.host}:${dot.port}`, proto: 'dot' }, 'dns listening');
       }
     }
     if (dns.https !== undefined && this.built.dohTls !== null) {
       for (const [i, addr] of dns.https.listen.entries()) {
-        const doh = await bound(`dns.https.listen[${i}]`, addr, DohTransport.listen(addr, this.pipeline,
+        const doh = await bound(`dns.https.listen[${i}]`, addr, DohTransport.listen(`dns.https.listen[${i}]`, addr, this.pipeline,
           { tls: this.built.dohTls, identify, maxConnections: dns.maxConnections,
             maxConnectionsPerClient: dns.maxConnectionsPerClient, idleTimeoutMs: dns.tcpIdleTimeoutMs }, dnsLog));
         this.doh.push(doh);
@@ -147,7 +146,7 @@ export class Runtime {
   }
 
   /** The proxy listeners; the loop guard learns every port this process listens on first. */
-  private async listenProxy(identify: (socket: TLSSocket) => ClientIdentity | undefined): Promise<void> {
+  private async listenProxy(identify: (socket: TLSSocket) => CertIdentity | undefined): Promise<void> {
     const proxy = this.built.config.proxy;
     if (proxy === undefined) return;
     const guard = new SelfGuard();
@@ -159,7 +158,7 @@ export class Runtime {
     if (admin !== undefined) guard.add(admin.listen.host, admin.listen.port);
     const log = this.log.child({ component: 'proxy' });
     const handler = new ProxyHandler({
-      context: () => this.built.proxyContext,
+      context: () => this.built.snapshot,
       proxyConfig: () => this.built.config.proxy ?? proxy,
       logQueries: () => this.built.config.log.queries,
       blockLog: this.blockLog,
@@ -168,9 +167,10 @@ export class Runtime {
       log,
     }, { timeoutMs: proxy.connectTimeoutMs, maxTunnelsPerClient: proxy.maxTunnelsPerClient });
     this.proxyHandler = handler;
-    const common = { idleTimeoutMs: proxy.idleTimeoutMs, maxConnections: PROXY_MAX_CONNECTIONS, stats: this.proxyStats };
+    const common = { idleTimeoutMs: proxy.idleTimeoutMs, maxConnections: PROXY_MAX_CONNECTIONS,
+      maxConnectionsPerClient: PROXY_MAX_CONNECTIONS_PER_CLIENT, stats: this.proxyStats };
     const start = async (key: string, addr: ListenAddress, tls: TlsOptions | undefined): Promise<void> => {
-      const listener = await bound(key, addr, ProxyListener.listen(addr, handler,
+      const listener = await bound(key, addr, ProxyListener.listen(key, addr, handler,
         tls === undefined ? common : { ...common, tls, identify }, log));
       this.proxies.push(listener);
       guard.add(addr.host, listener.port);
@@ -218,15 +218,14 @@ export class Runtime {
 
   /** Stops accepting, lets in-flight queries finish for up to `drainMs`, flushes the block log. */
   async stop(drainMs = DRAIN_MS): Promise<void> {
-    const streams = [...this.tcp, ...this.dot, ...this.doh, ...this.proxies];
-    const closed = streams.map((t) => t.stopAccepting());
+    const listeners: Listener[] = [...this.udp, ...this.tcp, ...this.dot, ...this.doh, ...this.proxies];
     // UDP sockets stay open while draining: answers to queries already taken must still go out
-    for (const t of this.udp) t.stopAccepting();
+    const closed = listeners.map((l) => l.stopAccepting());
     const deadline = Date.now() + drainMs;
     const inFlight = (): number => this.pipeline.inFlight + (this.proxyHandler?.inFlight ?? 0);
     while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const t of streams) t.closeConnections();
-    await Promise.all([...closed, ...this.udp.map((t) => t.close())]);
+    for (const l of listeners) l.closeConnections();
+    await Promise.all(closed);
     this.proxyHandler?.close();
     this.built.upstream.close();
     this.blockLog.close();
@@ -283,24 +282,18 @@ async function build(config: Config, log: AppLogger, previous: Built | null): Pr
     caPems = await Promise.all(config.clientCerts.ca.map((f, i) => readPem(f, `clientCerts.ca[${i}]`)));
     certs = new CertificateIdentifier(caPems, config.groups);
   }
-  const dotTls = dns.tls === undefined ? null : await serverTlsOptions(dns.tls, 'dns.tls', caPems, config.clientCerts);
-  const dohTls = dns.https === undefined ? null : await serverTlsOptions(dns.https, 'dns.https', caPems, config.clientCerts);
-  const proxyTls = config.proxy?.tls === undefined ? null : await serverTlsOptions(config.proxy.tls, 'proxy.tls', caPems, config.clientCerts);
+  const clientAuth = caPems === null || config.clientCerts === undefined ? undefined : CertificateIdentifier.tlsOptions(caPems, config.clientCerts.require);
+  const dotTls = dns.tls === undefined ? null : await serverTlsOptions(dns.tls, 'dns.tls', clientAuth);
+  const dohTls = dns.https === undefined ? null : await serverTlsOptions(dns.https, 'dns.https', clientAuth);
+  const proxyTls = config.proxy?.tls === undefined ? null : await serverTlsOptions(config.proxy.tls, 'proxy.tls', clientAuth);
   const snapshot: Snapshot = Object.freeze({
     policy,
-    access: new AccessList(config.access.allow),
-    subnets: new SubnetIdentifier(config.groups),
+    identifier: new ClientIdentifier(config.access.allow, config.groups),
     resolver: new Resolver(cache, upstream),
     logQueries: config.log.queries,
   });
   listLog.info({ count: policy.index.ruleCount, lists: lists.map((l) => `${l.name}=${l.ruleCount}`).join(' ') }, 'lists loaded');
-  const proxyContext: DecisionContext = Object.freeze({
-    identify: (peer: { address: string; cert?: ClientIdentity | undefined }): ClientIdentity | null =>
-      peer.cert ?? (snapshot.access.allows(peer.address) ? snapshot.subnets.identify(peer.address) : null),
-    policy: snapshot.policy,
-    resolver: snapshot.resolver,
-  });
-  return { config, snapshot, cache, upstream, certs, dotTls, dohTls, proxyTls, proxyContext };
+  return { config, snapshot, cache, upstream, certs, dotTls, dohTls, proxyTls };
 }
 
 function reportRejects(lists: readonly LoadedList[], log: AppLogger): void {

@@ -6,7 +6,7 @@
  */
 import type http from 'node:http';
 import type net from 'node:net';
-import type { ClientIdentity } from '../identity/identify.js';
+import type { CertIdentity } from '../net/peer.js';
 import type { BlockLog, LogEvent } from '../log/block-log.js';
 import type { AppLogger } from '../log/logger.js';
 import type { ProxyConfig } from '../config/types.js';
@@ -38,7 +38,7 @@ export class ProxyHandler {
   private readonly forwarder: Forwarder;
   private readonly tunnels: TunnelSlots;
   /** Device-certificate identity of each TLS connection, judged once at handshake. */
-  private readonly certs = new WeakMap<net.Socket, ClientIdentity>();
+  private readonly certs = new WeakMap<net.Socket, CertIdentity>();
   /** Requests and tunnel set-ups waiting on a decision or an origin; shutdown drains them. */
   inFlight = 0;
 
@@ -47,7 +47,7 @@ export class ProxyHandler {
     this.tunnels = new TunnelSlots(limits.maxTunnelsPerClient);
   }
 
-  setCertificate(socket: net.Socket, identity: ClientIdentity | undefined): void {
+  setCertificate(socket: net.Socket, identity: CertIdentity | undefined): void {
     if (identity !== undefined) this.certs.set(socket, identity);
   }
 

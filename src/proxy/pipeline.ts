@@ -6,7 +6,8 @@
  * The outcome names that address: forward.ts and tunnel.ts connect to exactly what was checked, so a
  * record that changes between check and connect (DNS rebinding) cannot slip past the policy.
  */
-import type { ClientIdentity } from '../identity/identify.js';
+import type { Identifier } from '../identity/identify.js';
+import type { ClientIdentity, Peer } from '../net/peer.js';
 import type { GroupPolicy, Policy, RuleInfo } from '../policy/policy.js';
 import type { Resolver } from '../resolver/resolver.js';
 import { UpstreamError } from '../errors.js';
@@ -16,17 +17,13 @@ import type { Target } from './target.js';
 
 export type ProxyProto = 'http' | 'connect';
 
-export interface ProxyPeer {
-  readonly address: string;
+export interface ProxyPeer extends Peer {
   readonly proto: ProxyProto;
-  /** Verified device certificate of the TLS connection, judged once at handshake. */
-  readonly cert?: ClientIdentity | undefined;
 }
 
-/** What a decision reads from the current configuration; read once per request. */
+/** What a decision reads from the running configuration (the DNS front end's snapshot); read once per request. */
 export interface DecisionContext {
-  /** null: outside access.allow and no verified device certificate. */
-  identify(peer: ProxyPeer): ClientIdentity | null;
+  readonly identifier: Identifier;
   readonly policy: Policy;
   readonly resolver: Resolver;
 }
@@ -39,7 +36,7 @@ export type ProxyOutcome =
   | { readonly kind: 'unresolved'; readonly who: ClientIdentity; readonly notFound: boolean; readonly detail: string };
 
 export function decideTarget(ctx: DecisionContext, peer: ProxyPeer, target: Target): ProxyOutcome | Promise<ProxyOutcome> {
-  const who = ctx.identify(peer);
+  const who = ctx.identifier.identify(peer);
   if (who === null) return { kind: 'refused' };
   const { policy } = ctx;
   const group = policy.group(who.group);

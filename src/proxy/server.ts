@@ -1,66 +1,57 @@
 /**
  * A proxy listener (plain HTTP on proxy.listen, TLS on proxy.tls.listen) in the same life cycle as the
- * DNS listeners: bind (a failure names the key), stop accepting, close what is left after the drain,
- * and swap the TLS context on reload. HTTP parsing and its safety limits are node:http's: header size
- * (431), header timeout (408), idle connections closed; a malformed request gets 400 and concerns its
- * own connection only.
+ * DNS listeners (net/listener.ts): bind (a failure names the key), connection caps, stop accepting,
+ * close what is left after the drain, and swap the TLS context on reload. HTTP parsing and its safety
+ * limits are node:http's: header size (431), header timeout (408), idle connections closed; a
+ * malformed request gets 400 and concerns its own connection only.
  */
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { ListenAddress } from '../config/types.js';
-import type { ClientIdentity } from '../identity/identify.js';
+import type { CertIdentity } from '../net/peer.js';
 import type { AppLogger } from '../log/logger.js';
-import { boundPort, listenOn, swapSecureContext } from '../dns/transports/listener.js';
+import { listenOn, StreamListener, type StreamCaps } from '../net/listener.js';
+import { HANDSHAKE_TIMEOUT_MS, swapSecureContext } from '../net/tls-server.js';
 import type { ProxyHandler } from './handler.js';
 import type { ProxyStats } from './stats.js';
 import { rawReply } from './tunnel.js';
 
-/** Request line plus headers; what Squid and nginx allow by default is in this range too. */
+/** Request line plus headers; Squid's and nginx's defaults are in this range too. */
 export const MAX_HEADER_BYTES = 16 * 1024;
 /** All of a request's headers must arrive within this (slowloris). */
 export const HEADERS_TIMEOUT_MS = 10_000;
 /** A kept-alive client connection with no next request is closed after this. */
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
-const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-export interface ProxyListenerOptions {
+export interface ProxyListenerOptions extends StreamCaps {
   /** TLS proxy: server certificate and the device-certificate settings. */
   readonly tls?: tls.TlsOptions;
-  readonly identify?: (socket: tls.TLSSocket) => ClientIdentity | undefined;
+  readonly identify?: (socket: tls.TLSSocket) => CertIdentity | undefined;
   readonly idleTimeoutMs: number;
-  readonly maxConnections: number;
   readonly stats: ProxyStats;
 }
 
-export class ProxyListener {
-  private readonly sockets = new Set<net.Socket>();
-  private closed: Promise<void> | null = null;
+export class ProxyListener extends StreamListener<http.Server | https.Server> {
+  private constructor(name: string, server: http.Server | https.Server, caps: StreamCaps, readonly secure: boolean) {
+    super(name, server, caps);
+  }
 
-  private constructor(private readonly server: http.Server | https.Server, readonly secure: boolean) {}
-
-  static async listen(addr: ListenAddress, handler: ProxyHandler, opts: ProxyListenerOptions, log: AppLogger): Promise<ProxyListener> {
+  static async listen(name: string, addr: ListenAddress, handler: ProxyHandler, opts: ProxyListenerOptions, log: AppLogger): Promise<ProxyListener> {
     const httpOptions: http.ServerOptions = {
       maxHeaderSize: MAX_HEADER_BYTES,
       headersTimeout: HEADERS_TIMEOUT_MS,
       // a long upload is fine while bytes flow; silence is caught by the idle timeout below
       requestTimeout: 0,
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-      // a proxy must see what the client wrote: no header merging surprises, no lowercasing of the URL
-      joinDuplicateHeaders: false,
     };
     const secure = opts.tls !== undefined;
     const server = secure
       ? https.createServer({ ...opts.tls, ...httpOptions, handshakeTimeout: HANDSHAKE_TIMEOUT_MS })
       : http.createServer(httpOptions);
-    const listener = new ProxyListener(server, secure);
-    server.maxConnections = opts.maxConnections;
+    const listener = new ProxyListener(name, server, opts, secure);
     server.setTimeout(opts.idleTimeoutMs);
-    server.on('connection', (socket: net.Socket) => {
-      listener.sockets.add(socket);
-      socket.once('close', () => listener.sockets.delete(socket));
-    });
     if (secure && opts.identify !== undefined) {
       const identify = opts.identify;
       server.on('secureConnection', (socket: tls.TLSSocket) => handler.setCertificate(socket, identify(socket)));
@@ -82,20 +73,15 @@ export class ProxyListener {
     return listener;
   }
 
-  get port(): number {
-    return boundPort(this.server);
+  protected accepted(socket: net.Socket): void {
+    socket.setNoDelay(true);
   }
 
-  /** Stops accepting at once and closes idle kept-alive connections; settles when the last one is gone. */
-  stopAccepting(): Promise<void> {
-    this.closed ??= new Promise((resolve) => this.server.close(() => resolve()));
+  /** Also closes idle kept-alive connections at once: only requests in progress hold the drain. */
+  override stopAccepting(): Promise<void> {
+    const closed = super.stopAccepting();
     this.server.closeIdleConnections();
-    return this.closed;
-  }
-
-  /** After the drain: requests still running and open tunnels end here. */
-  closeConnections(): void {
-    for (const s of this.sockets) s.destroy();
+    return closed;
   }
 
   setSecureContext(options: tls.TlsOptions): void {
