@@ -22,7 +22,15 @@ export interface Lookup {
   readonly rcode: number;
 }
 
-export class Resolver {
+/** What a front end asks of the resolver; an interface so the pipeline's unit tests can hand in a fake. */
+export interface Resolver {
+  /** DNS front end: the client's query bytes in, bytes with its ID out; a cache hit is synchronous. */
+  resolve(query: Buffer, q: Query): Buffer | Promise<Buffer>;
+  /** Proxy: A/AAAA of a host through the same cache and upstreams, with the alias chain to inspect. */
+  lookup(name: string, family: 4 | 6): Promise<Lookup>;
+}
+
+export class CachingResolver implements Resolver {
   private readonly inFlight = new Map<string, Promise<StoredAnswer>>();
 
   constructor(readonly cache: AnswerCache, readonly upstream: UpstreamClient) {}
