@@ -80,6 +80,24 @@ t.test('metrics move with blocked, forwarded and cached queries', async (t) => {
   t.equal(after.types.get('appfence_blocks_total'), 'counter');
 });
 
+t.test('proxy requests are counted: a blocked request moves proxy and block counters', async (t) => {
+  const af = await startServer(config(up.port).replace('log: { level: silent }', 'log: { level: silent }\nproxy: { listen: ["127.0.0.1:0"] }'),
+    { 'tiktok.txt': 'tiktok.com\n' });
+  t.teardown(() => af.close());
+  const http = await import('node:http');
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: af.runtime.ports.proxy[0], localAddress: CITY, method: 'GET', path: 'http://www.tiktok.com/',
+      headers: { Host: 'www.tiktok.com' } }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    req.on('error', reject);
+    req.end();
+  });
+  t.equal(status, 403, 'the city laptop gets the block page');
+  const m = await scrape(af.runtime.adminPort);
+  t.equal(m.value('appfence_proxy_requests_total', { result: 'blocked' }), 1);
+  t.equal(m.value('appfence_proxy_requests_total', { result: 'allowed' }), 0);
+  t.equal(m.value('appfence_blocks_total', { group: 'city', list: 'tiktok', proto: 'http' }), 1, 'the block counted with proto http');
+});
+
 t.test('the exposition passes promtool check metrics', { skip: hasPromtool ? false : 'promtool not installed (Debian package prometheus)' }, async (t) => {
   const af = await startServer(config(up.port), { 'tiktok.txt': 'tiktok.com\n' });
   t.teardown(() => af.close());
