@@ -72,7 +72,9 @@ export class DnsPipeline {
   private sinkholes: readonly Sinkhole[] = [];
   private readonly sinkholesByGeneration = new WeakMap<DnsGeneration, readonly Sinkhole[]>();
 
-  constructor(private readonly current: CurrentGeneration, private readonly blockLog: BlockLog, private readonly log: AppLogger) {}
+  /** `refused`: told each client refused by access.allow (the throttled summary, log/refused-clients.ts). */
+  constructor(private readonly current: CurrentGeneration, private readonly blockLog: BlockLog, private readonly log: AppLogger,
+    private readonly refused?: { note(address: string): void }) {}
 
   handle(buf: Buffer, peer: DnsPeer): Buffer | null | Promise<Buffer | null> {
     const q = readQuery(buf);
@@ -81,6 +83,7 @@ export class DnsPipeline {
     const who = s.identifier.identify(peer);
     if (who === null) {
       this.stats.count(peer.proto, 'refused');
+      this.refused?.note(peer.address);
       return errorReply(buf, q, RCODE.REFUSED);
     }
     const group = s.policy.group(who.group);

@@ -85,7 +85,7 @@ t.test('serve: SIGHUPs during a slow reload are queued into exactly one more rel
   // the list server answers the first reload's download slowly, so the next SIGHUPs arrive during it
   const web = http.createServer((_req, res) => {
     requests++;
-    setTimeout(() => res.end('tiktok.com\n'), requests === 2 ? 1500 : 0);
+    setTimeout(() => res.end('tiktok.com\n'), requests === 2 ? 3000 : 0);
   });
   await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
   t.teardown(() => web.close());
@@ -103,7 +103,8 @@ log: { level: info, blocks: "${join(dir, 'slow-blocks.log')}" }
   child.stderr!.on('data', (d: Buffer) => { reloads += d.toString().split('"msg":"reloaded"').length - 1; });
 
   child.kill('SIGHUP');
-  await new Promise((r) => setTimeout(r, 400));
+  const started = Date.now() + 10_000;
+  while (requests < 2 && Date.now() < started) await new Promise((r) => setTimeout(r, 20));
   t.equal(requests, 2, 'the first reload is downloading');
   child.kill('SIGHUP');
   await new Promise((r) => setTimeout(r, 100));
