@@ -12,7 +12,7 @@ import { ClientIdentifier } from '../../src/identity/identify.js';
 import { listFromTexts } from '../../src/lists/load-lists.js';
 import { BlockLog } from '../../src/log/block-log.js';
 import { createAppLogger } from '../../src/log/logger.js';
-import type { Resolver } from '../../src/resolver/resolver.js';
+import type { Resolver, ResolvedAnswer } from '../../src/resolver/resolver.js';
 import type { Query } from '../../src/wire/read.js';
 import type { GroupConfig } from '../../src/config/types.js';
 import type { CertIdentity } from '../../src/net/peer.js';
@@ -35,13 +35,18 @@ class FakeResolver implements Resolver {
     'cdn.example.net': [{ type: Packet.TYPE.CNAME, domain: 'v16.tiktokcdn.com' }, { name: 'v16.tiktokcdn.com', type: Packet.TYPE.A, address: '198.51.100.8' }],
   };
   resolve(query: Buffer, q: Query): Buffer | Promise<Buffer> {
+    const answer = this.resolveAnswer(query, q);
+    return answer instanceof Promise ? answer.then((a) => a.bytes) : answer.bytes;
+  }
+  resolveAnswer(query: Buffer, q: Query): ResolvedAnswer | Promise<ResolvedAnswer> {
     this.calls.push(q.qname);
     if (this.fail) return Promise.reject(new Error('every upstream failed'));
     const req = Packet.parse(query);
     const res = Packet.createResponseFromRequest(req);
-    res.answers = (this.records[q.qname] ?? []).map((r) => ({ name: q.qname, class: 1, ttl: 300, ...r }) as Resource);
-    const bytes = res.toBuffer();
-    return this.async ? new Promise((resolve) => setImmediate(() => resolve(bytes))) : bytes;
+    const records = this.records[q.qname] ?? [];
+    res.answers = records.map((r) => ({ name: q.qname, class: 1, ttl: 300, ...r }) as Resource);
+    const answer: ResolvedAnswer = { bytes: res.toBuffer(), aliasTargets: records.filter((r) => r.type === Packet.TYPE.CNAME).map((r) => r.domain!) };
+    return this.async ? new Promise((resolve) => setImmediate(() => resolve(answer))) : answer;
   }
 }
 
