@@ -1,27 +1,16 @@
 /**
- * Reads the configured lists (files or URLs) and parses them into compact rule storage that the
- * domain index is built from. One million rules must stay small: names go into one string (each
- * followed by '\n'), everything else into typed arrays. A bad line is collected, never fatal; an
+ * Reads the configured lists (files or URLs) and parses them into compact rule storage
+ * (match/rule-store.ts) that the domain index is built from. A bad line is collected, never fatal; an
  * unreadable source is (ListSourceError), so a reload keeps the running lists instead.
  */
 import type { ListConfig } from '../config/types.js';
 import { parseInto, type IpRule, type RejectedLine, type RuleSink } from './parse-line.js';
 import { readSource } from './source.js';
+import { ruleInfo, type RuleList, type RuleStore } from '../match/rule-store.js';
 import { errorPageReason, shrinkReason } from './sanity.js';
 import { ListSourceError } from '../errors.js';
 
-/** Rule i: name = names[starts[i] .. next '\n'), info = kind | exception << 2 | format << 3. */
-export interface RuleStore {
-  readonly count: number;
-  readonly names: string;
-  readonly starts: Int32Array;
-  readonly info: Uint8Array;
-  readonly lines: Int32Array;
-  /** Index into LoadedList.sources. */
-  readonly sourceIndex: Uint16Array;
-}
-
-export interface LoadedList {
+export interface LoadedList extends RuleList {
   readonly name: string;
   readonly sources: readonly string[];
   readonly match: 'auto' | 'subtree';
@@ -39,7 +28,6 @@ export interface LoadedList {
 /** A garbage source (an HTML error page, a binary) must not turn into a million reject objects. */
 export const MAX_KEPT_REJECTS = 1000;
 
-export const INFO_EXCEPTION = 4;
 
 /** A source whose new copy was not believed (lists/sanity.ts); its list kept its last good copy. */
 export interface RefusedSource {
@@ -119,12 +107,6 @@ export function listFromTexts(name: string, entries: readonly { source: string; 
   return { name, sources: entries.map((e) => e.source), match, rules, ruleCount: rules.count, sourceRuleCounts, ipRules, rejects, rejectCount };
 }
 
-/** The name of rule i of a store (cold path: describe, tests). */
-export function ruleName(store: RuleStore, i: number): string {
-  const start = store.starts[i] ?? 0;
-  return store.names.slice(start, store.names.indexOf('\n', start));
-}
-
 class RuleStoreBuilder implements RuleSink {
   sourceIndex = 0;
   onIp: (cidr: string, line: number) => void = () => undefined;
@@ -142,7 +124,7 @@ class RuleStoreBuilder implements RuleSink {
     if (this.used + (end - start) + 1 > this.bytes.length) this.growBytes(end - start + 1);
     const i = this.count++;
     this.starts[i] = this.used;
-    this.info[i] = kind | (exception ? INFO_EXCEPTION : 0) | (format << 3);
+    this.info[i] = ruleInfo(kind, exception, format);
     this.lines[i] = line;
     this.sources[i] = this.sourceIndex;
     // Names are ASCII here (IDNs already converted), so lowercasing is one bit.
