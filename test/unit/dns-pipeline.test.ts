@@ -12,7 +12,7 @@ import { ClientIdentifier } from '../../src/identity/identify.js';
 import { listFromTexts } from '../../src/lists/load-lists.js';
 import { BlockLog } from '../../src/log/block-log.js';
 import { createAppLogger } from '../../src/log/logger.js';
-import type { Resolver, ResolvedAnswer } from '../../src/resolver/resolver.js';
+import type { Lookup, Resolver, ResolvedAnswer } from '../../src/resolver/resolver.js';
 import type { Query } from '../../src/wire/read.js';
 import type { GroupConfig } from '../../src/config/types.js';
 import type { CertIdentity } from '../../src/net/peer.js';
@@ -37,6 +37,10 @@ class FakeResolver implements Resolver {
   resolve(query: Buffer, q: Query): Buffer | Promise<Buffer> {
     const answer = this.resolveAnswer(query, q);
     return answer instanceof Promise ? answer.then((a) => a.bytes) : answer.bytes;
+  }
+  /** The proxy's door; the DNS pipeline must never use it. */
+  lookup(name: string): Promise<Lookup> {
+    return Promise.reject(new Error(`the DNS pipeline asked lookup(${name})`));
   }
   resolveAnswer(query: Buffer, q: Query): ResolvedAnswer | Promise<ResolvedAnswer> {
     this.calls.push(q.qname);
