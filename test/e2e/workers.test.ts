@@ -4,7 +4,7 @@
 // drains every worker and exits 0 with the block log whole.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,4 +129,24 @@ t.test('appfence serve with dns.workers: 2 — SIGHUP reloads both, SIGTERM drai
   const lines = readFileSync(blocks, 'utf8').split('\n').filter(Boolean);
   t.equal(lines.length, 41, 'one line per blocked answer (40 UDP, 1 TCP) from both workers, none torn');
   t.ok(lines.every((l) => (JSON.parse(l) as { event: string }).event === 'block'));
+});
+
+t.test('dns.workers: 2 on a port in use: exit 2 naming the key, no worker left behind', async (t) => {
+  const busy = dgram.createSocket('udp4'); // a plain socket, no SO_REUSEPORT: the workers cannot join it
+  await new Promise<void>((r) => busy.bind(0, '127.0.0.1', () => r()));
+  t.teardown(() => busy.close());
+  const config = join(dir, 'busy.yaml');
+  writeFileSync(config, yaml(busy.address().port, 'tiktok', join(dir, 'busy-blocks.log')));
+  const child = spawn(process.execPath, [cli, 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  t.equal(code, 2, 'the worker\'s config-error exit code');
+  t.match(stderr, /dns\.listen\[0\]: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
+  await new Promise((r) => setTimeout(r, 500));
+  const left = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(config); } catch { return false; }
+  });
+  t.same(left, [], 'no worker process left running');
 });
