@@ -4,7 +4,8 @@
  * failure the old policy keeps serving and the reason is logged (and returned for the admin API).
  */
 import type { Config } from './config/types.js';
-import { loadLists, type LoadedList } from './lists/load-lists.js';
+import type { LoadedList } from './lists/load-lists.js';
+import { ListKeeper, type KeeperOptions, type ListStatus } from './lists/list-keeper.js';
 import { Policy } from './policy/policy.js';
 import { ClientIdentifier } from './identity/identify.js';
 import { AnswerCache } from './resolver/cache.js';
@@ -38,6 +39,9 @@ interface Built {
 
 const DRAIN_MS = 5000;
 
+/** Download and retry timing of URL lists (tests shorten them). */
+export type ListTiming = Pick<KeeperOptions, 'timeoutMs' | 'maxBytes' | 'firstRetryMs' | 'maxRetryMs'>;
+
 export class Runtime {
   private built: Built;
   readonly pipeline: DnsPipeline;
@@ -48,20 +52,23 @@ export class Runtime {
   private readonly doh: DohTransport[] = [];
   reloads = { ok: 0, failed: 0 };
 
-  private constructor(built: Built, blockLog: BlockLog, private readonly log: AppLogger) {
+  private constructor(built: Built, blockLog: BlockLog, private readonly log: AppLogger, private readonly keeper: ListKeeper) {
     this.built = built;
     this.blockLog = blockLog;
     this.pipeline = new DnsPipeline(built.snapshot, blockLog, log.child({ component: 'dns' }));
   }
 
-  static async start(config: Config, log: AppLogger, blockLog?: BlockLog): Promise<Runtime> {
-    const built = await build(config, log, null);
-    const runtime = new Runtime(built, blockLog ?? new BlockLog({ destination: config.log.blocks }), log);
+  static async start(config: Config, log: AppLogger, blockLog?: BlockLog, listOptions: ListTiming = {}): Promise<Runtime> {
+    let runtime: Runtime | undefined;
+    const keeper = new ListKeeper({ ...listOptions, log: log.child({ component: 'lists' }), onRefresh: (list) => runtime?.takeRefreshedList(list) });
+    const built = await build(config, log, null, keeper);
+    runtime = new Runtime(built, blockLog ?? new BlockLog({ destination: config.log.blocks }), log, keeper);
     try {
       await runtime.blockLog.ready().catch((err: unknown) => {
         throw new ConfigError('log.blocks', `cannot open "${config.log.blocks}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
       });
       await runtime.listen();
+      await keeper.activate();
     } catch (err) {
       await runtime.stop(0);
       throw err;
@@ -79,6 +86,20 @@ export class Runtime {
 
   get cache(): AnswerCache {
     return this.built.cache;
+  }
+
+  /** Per list: rule count, whether it is ready (has its rules), last success and last error (for /readyz and /metrics). */
+  listStatus(): ListStatus[] {
+    return this.keeper.status();
+  }
+
+  /** A list refreshed on its own schedule: the same config with that list's new rules. */
+  private takeRefreshedList(list: LoadedList): void {
+    const built = this.built;
+    const lists = built.snapshot.policy.lists.map((l) => (l.name === list.name ? list : l));
+    const snapshot: Snapshot = Object.freeze({ ...built.snapshot, policy: Policy.compile(built.config, lists) });
+    this.built = { ...built, snapshot };
+    this.pipeline.snapshot = snapshot;
   }
 
   /** Actual ports, in the order of dns.listen (useful when the config asked for port 0). */
@@ -133,7 +154,7 @@ export class Runtime {
   async reload(next: () => Promise<Config>): Promise<Error | null> {
     try {
       const config = await next();
-      const built = await build(config, this.log, this.built);
+      const built = await build(config, this.log, this.built, this.keeper);
       refuseEmptiedLists(this.built.snapshot.policy, built.snapshot.policy);
       if (config.log.blocks !== this.built.config.log.blocks || config.log.level !== this.built.config.log.level) {
         this.log.warn('log.blocks and log.level changes take effect on restart');
@@ -151,6 +172,7 @@ export class Runtime {
       if (built.dohTls !== null) for (const t of this.doh) t.setSecureContext(built.dohTls);
       // in-flight exchanges on the old upstream client finish within its timeout
       if (old.upstream !== built.upstream) setTimeout(() => old.upstream.close(), old.config.dns.timeoutMs * (old.config.dns.upstreams.length + 1)).unref();
+      await this.keeper.activate();
       this.reloads.ok++;
       this.log.info({ rules: built.snapshot.policy.index.ruleCount }, 'reloaded');
       return null;
@@ -170,6 +192,7 @@ export class Runtime {
     while (this.pipeline.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const l of listeners) l.closeConnections();
     await Promise.all(closed);
+    this.keeper.close();
     this.built.upstream.close();
     this.blockLog.close();
   }
@@ -199,9 +222,9 @@ async function bound<T>(keyPath: string, addr: { host: string; port: number }, l
   }
 }
 
-async function build(config: Config, log: AppLogger, previous: Built | null): Promise<Built> {
+async function build(config: Config, log: AppLogger, previous: Built | null, keeper: ListKeeper): Promise<Built> {
   const listLog = log.child({ component: 'lists' });
-  const lists = await loadLists(config.lists, { onWarning: (msg) => listLog.warn({ detail: msg }, 'list source warning') });
+  const lists = await keeper.load(config.lists, config.stateDir);
   reportRejects(lists, listLog);
   const policy = Policy.compile(config, lists);
   const { dns } = config;

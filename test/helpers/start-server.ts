@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
-import { Runtime } from '../../src/runtime.js';
+import { Runtime, type ListTiming } from '../../src/runtime.js';
 import { BlockLog } from '../../src/log/block-log.js';
 import { createAppLogger } from '../../src/log/logger.js';
 
@@ -21,9 +21,16 @@ export interface Started {
   close(): Promise<void>;
 }
 
+export interface StartOptions {
+  /** Write the application log (pino JSON, level info) to this file instead of discarding it. */
+  readonly appLog?: string;
+  /** Shorter download timeouts and retries for URL lists. */
+  readonly lists?: ListTiming;
+}
+
 /** `yaml` may be a function of the temp dir, for configs that name files placed there by `prepare`. */
 export async function startServer(yamlOrFn: string | ((dir: string) => string), files: Record<string, string> = {},
-  prepare?: (dir: string) => void): Promise<Started> {
+  prepare?: (dir: string) => void, options: StartOptions = {}): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'appfence-test-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   prepare?.(dir);
@@ -33,8 +40,8 @@ export async function startServer(yamlOrFn: string | ((dir: string) => string), 
   const config = parseConfig(yaml, configPath, { ...process.env });
   const blockFile = join(dir, 'blocks.log');
   const blockLog = new BlockLog({ destination: blockFile, reportIntervalMs: 50, sync: true });
-  const log = createAppLogger('silent');
-  const runtime = await Runtime.start(config, log, blockLog);
+  const log = options.appLog === undefined ? createAppLogger('silent') : createAppLogger('info', options.appLog);
+  const runtime = await Runtime.start(config, log, blockLog, options.lists);
   const port = runtime.ports.udp[0] ?? 0;
   return {
     runtime,
