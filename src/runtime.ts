@@ -194,7 +194,7 @@ export class Runtime {
     await Promise.all(closed);
     this.keeper.close();
     this.built.upstream.close();
-    this.blockLog.close();
+    await this.blockLog.close();
   }
 }
 
