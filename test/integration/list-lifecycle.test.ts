@@ -11,7 +11,8 @@ import { startServer, type Started } from '../helpers/start-server.js';
 import { startListServer, type ListServer } from '../helpers/list-server.js';
 
 const CITY = '127.0.10.5';
-const TIMING = { timeoutMs: 1000, firstRetryMs: 200, maxRetryMs: 400 };
+// a generous timeout: the machine running the suite may be busy, and a timed-out first download changes the story
+const TIMING = { timeoutMs: 8000, firstRetryMs: 200, maxRetryMs: 400 };
 
 let up: FakeUpstream;
 t.before(async () => {
@@ -87,7 +88,7 @@ t.test('a URL list refreshes on its own, asks with If-None-Match, takes a 304 as
   t.ok(Date.now() - (status?.lastSuccess ?? 0) < 5000, 'lastSuccess is recent');
   const txt = copies(stateDir).find((f) => f.endsWith('.txt')) as string;
   t.ok(await eventually(() => readFileSync(join(stateDir, 'lists', txt), 'utf8') === list.body), 'the new body is the copy on disk');
-  t.same(copies(stateDir).filter((f) => f.endsWith('.tmp')), [], 'no temporary files left behind');
+  t.ok(await eventually(() => !copies(stateDir).some((f) => f.endsWith('.tmp'))), 'no temporary files left behind');
 
   list.override = { status: 200, body: '<html><body>Service Unavailable</body></html>\n' };
   const asked = list.requests.length;
