@@ -255,7 +255,6 @@ async function build(config: Config, log: AppLogger, previous: Built | null, kee
     policy,
     identifier: new ClientIdentifier(config.access.allow, config.groups),
     resolver: new Resolver(cache, upstream),
-    logQueries: config.log.queries,
   });
   listLog.info({ count: policy.index.ruleCount, lists: lists.map((l) => `${l.name}=${l.ruleCount}`).join(' ') }, 'lists loaded');
   return { config, snapshot, cache, upstream, certs, dotTls, dohTls };

@@ -30,7 +30,6 @@ export interface Snapshot {
   readonly policy: Policy;
   readonly identifier: Identifier;
   readonly resolver: Resolver;
-  readonly logQueries: boolean;
 }
 
 export const QUERY_RESULTS = ['blocked', 'forwarded', 'cached', 'refused', 'formerr', 'notimp', 'servfail', 'dropped'] as const;
@@ -110,7 +109,7 @@ export class DnsPipeline {
         }
       }
     }
-    if (s.logQueries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
+    if (group.logQueries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
     return peer.proto === 'udp' && answer.length > q.udpSize ? truncateForUdp(answer, q.udpSize) : answer;
   }
 

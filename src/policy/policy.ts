@@ -18,6 +18,8 @@ export interface GroupPolicy {
   /** The mode as the block log and `check` print it: null, nxdomain, refused, ip. */
   readonly answer: string;
   readonly sinkhole: Sinkhole;
+  /** One "query" event per allowed query: the group's logQueries, else log.queries (guests may be kept out). */
+  readonly logQueries: boolean;
 }
 
 export interface RuleInfo {
@@ -78,6 +80,7 @@ export class Policy {
         mode: g.mode,
         answer: answerName(g.mode),
         sinkhole: new Sinkhole(g.mode, config.dns.blockedTtl),
+        logQueries: g.logQueries ?? config.log.queries,
       });
     const groups = new Map<string, GroupPolicy>();
     for (const g of config.groups) groups.set(g.name, compileGroup(g));
