@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
-import { Runtime, type ListTiming } from '../../src/runtime.js';
+import { Runtime, type ListTiming } from '../../src/runtime/runtime.js';
 import { BlockLog } from '../../src/log/block-log.js';
 import { createAppLogger } from '../../src/log/logger.js';
 
@@ -41,7 +41,7 @@ export async function startServer(yamlOrFn: string | ((dir: string) => string), 
   const blockFile = join(dir, 'blocks.log');
   const blockLog = new BlockLog({ destination: blockFile, reportIntervalMs: 50, sync: true });
   const log = options.appLog === undefined ? createAppLogger('silent') : createAppLogger('info', options.appLog);
-  const runtime = await Runtime.start(config, log, blockLog, options.lists);
+  const runtime = await Runtime.start(config, log, { blockLog, ...(options.lists !== undefined ? { lists: options.lists } : {}) });
   const port = runtime.ports.udp[0] ?? 0;
   return {
     runtime,
