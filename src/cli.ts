@@ -9,6 +9,7 @@ import { serveCommand } from './commands/serve.js';
 import { checkCommand } from './commands/check.js';
 import { listsCheckCommand } from './commands/lists-check.js';
 import { tailCommand } from './commands/tail.js';
+import { validateCommand } from './commands/validate.js';
 
 const HELP = `appfence — DNS resolver (UDP, TCP, DoT, DoH) that keeps TikTok off organisation-owned devices
 
@@ -18,6 +19,7 @@ Usage:
                                                       explain the decision for each NAME (exit 0 all allowed, 1 any blocked)
   appfence lists check FILE...                        parse list files, report rejected lines (exit 1 if any)
   appfence tail [FILE]                                follow the block log (stdin or FILE), one readable line per event
+  appfence validate [--config FILE]                   check a config without serving (exit 0 valid, warnings printed; 2 invalid)
   appfence --version | --help | COMMAND --help
 
 Exit codes: 0 ok, 1 negative answer (check, lists check), 2 usage or config error.`;
@@ -38,6 +40,12 @@ export const COMMAND_HELP: Record<string, string> = {
   FILE:LINE. Exit 1 if any line was rejected, 2 if a file cannot be read.`,
   tail: `Usage: appfence tail [FILE]
   Follows the block log (JSON lines) from FILE, or from stdin, printing one readable line per event.`,
+  validate: `Usage: appfence validate [--config FILE]
+  Checks FILE (or the embedded default) without serving: every key, and the files it names (list
+  files, TLS certificates and keys, device CAs). Exit 2 with every error and its key path; exit 0
+  when valid, printing warnings for what is valid but almost surely wrong (a group subnet outside
+  access.allow, a list no group uses, a group that blocks nothing, nested subnets of different
+  groups, certificate groups without a TLS listener). URL lists are checked by lists check --config.`,
 };
 
 function version(): string {
@@ -70,6 +78,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return listsCheckCommand(rest.slice(1));
     case 'tail':
       return tailCommand(rest);
+    case 'validate':
+      return validateCommand(rest);
     default:
       throw new UsageError(`unknown command "${command}"; see appfence --help`);
   }

@@ -3,6 +3,7 @@ import { parse } from './args.js';
 import { configFrom } from './load.js';
 import { Runtime } from '../runtime/runtime.js';
 import { createAppLogger } from '../log/logger.js';
+import { configWarnings } from '../config/warnings.js';
 
 export async function serveCommand(args: readonly string[]): Promise<number> {
   const { values } = parse(args, { config: { type: 'string', short: 'c' } }, false);
@@ -10,6 +11,8 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
   const log = createAppLogger(config.log.level);
   // Last line of defence: a bug reached through one client's query is logged, not fatal to everyone.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  // the warnings `appfence validate` prints: valid, but almost surely not what was meant
+  for (const w of configWarnings(config)) log.warn({ key: w.keyPath, detail: w.message }, 'config warning');
   const runtime = await Runtime.start(config, log, { load: () => configFrom(values.config) });
   log.info({ config: config.source }, 'appfence started');
 
