@@ -54,7 +54,11 @@ export async function buildGeneration(config: Config, log: AppLogger, previous?:
   let certs: CertificateIdentifier | null = null;
   if (config.clientCerts !== undefined) {
     caPems = await Promise.all(config.clientCerts.ca.map((f, i) => readPem(f, `clientCerts.ca[${i}]`)));
-    certs = new CertificateIdentifier(caPems, config.groups);
+    const crlPems = await Promise.all(config.clientCerts.crl.map((f, i) => readPem(f, `clientCerts.crl[${i}]`)));
+    certs = new CertificateIdentifier(caPems, config.groups, crlPems);
+    for (const stale of certs.staleCrls()) {
+      log.warn({ component: 'certs', ...stale }, 'a clientCerts.crl is past its nextUpdate: still enforced, renew it');
+    }
   }
   const clientAuth = caPems === null || config.clientCerts === undefined ? undefined
     : CertificateIdentifier.tlsOptions(caPems, config.clientCerts.require);
