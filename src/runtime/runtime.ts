@@ -44,6 +44,8 @@ export interface RuntimeOptions {
   readonly load?: () => Promise<Config>;
   /** Download and retry timing of URL lists (tests shorten them). */
   readonly lists?: ListTiming;
+  /** A dns.workers process: bind the UDP and TCP listeners with SO_REUSEPORT beside the other workers. */
+  readonly reusePort?: boolean;
 }
 
 export type ListTiming = Pick<KeeperOptions, 'timeoutMs' | 'maxBytes' | 'firstRetryMs' | 'maxRetryMs'>;
@@ -67,6 +69,7 @@ export class Runtime {
   private active: Promise<ReloadResult> | null = null;
   private queued: { next: () => Promise<Config>; readonly result: Promise<ReloadResult> } | null = null;
   private stopping = false;
+  private reusePort = false;
 
   private constructor(gen: Generation, blockLog: BlockLog, load: () => Promise<Config>, private readonly log: AppLogger,
     private readonly keeper: ListKeeper) {
@@ -83,6 +86,7 @@ export class Runtime {
     const gen = await buildGeneration(config, log, undefined, (lists, stateDir) => keeper.load(lists, stateDir));
     const load = options.load ?? (() => (config.source === EMBEDDED_SOURCE ? Promise.resolve(defaultConfig()) : loadConfig(config.source)));
     runtime = new Runtime(gen, options.blockLog ?? new BlockLog({ destination: config.log.blocks }), load, log, keeper);
+    runtime.reusePort = options.reusePort ?? false;
     try {
       await runtime.blockLog.ready().catch((err: unknown) => {
         throw new ConfigError('log.blocks', `cannot open "${config.log.blocks}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
@@ -147,13 +151,14 @@ export class Runtime {
     const inFlight = (): number => this.pipeline.inFlight;
     const caps = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
       maxConnectionsPerClient: dns.maxConnectionsPerClient };
+    const reusePort = this.reusePort;
     for (const [i, addr] of dns.listen.entries()) {
       const key = `dns.listen[${i}]`;
-      const udp = await bound(key, addr, UdpTransport.listen(`${key}/udp`, addr, this.pipeline, dnsLog));
+      const udp = await bound(key, addr, UdpTransport.listen(`${key}/udp`, addr, this.pipeline, dnsLog, reusePort));
       this.addListener(udp, { inFlight });
       // port 0 in tests: TCP follows the port UDP was given, as on a real :53
       const tcpAddr = addr.port === 0 ? { host: addr.host, port: udp.port } : addr;
-      this.addListener(await bound(key, tcpAddr, TcpTransport.listen(`${key}/tcp`, tcpAddr, this.pipeline, caps, dnsLog)));
+      this.addListener(await bound(key, tcpAddr, TcpTransport.listen(`${key}/tcp`, tcpAddr, this.pipeline, { ...caps, reusePort }, dnsLog)));
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
     }
     // Said out loud rather than ignored: these sections validate (configs written for later releases
