@@ -18,7 +18,8 @@ Usage:
   appfence check [--config FILE] --client IP [--cert PEM] NAME...
                                                       explain the decision for each NAME (exit 0 all allowed, 1 any blocked)
   appfence lists check FILE...                        parse list files, report rejected lines (exit 1 if any)
-  appfence tail [FILE]                                follow the block log (stdin or FILE), one readable line per event
+  appfence tail [--from-start] [--group G] [--device CN] [--client IP] [FILE]
+                                                      follow the block log (stdin or FILE from its end), one readable line per event
   appfence validate [--config FILE]                   check a config without serving (exit 0 valid, warnings printed; 2 invalid)
   appfence --version | --help | COMMAND --help
 
@@ -38,8 +39,11 @@ export const COMMAND_HELP: Record<string, string> = {
   lists: `Usage: appfence lists check FILE...
   Parses list files (plain, hosts, adblock, *.x), prints the rule count and every rejected line as
   FILE:LINE. Exit 1 if any line was rejected, 2 if a file cannot be read.`,
-  tail: `Usage: appfence tail [FILE]
-  Follows the block log (JSON lines) from FILE, or from stdin, printing one readable line per event.`,
+  tail: `Usage: appfence tail [--from-start] [--group G] [--device CN] [--client IP] [FILE]
+  Follows the block log (JSON lines) in FILE from its end, as tail -F does (across logrotate's
+  rename and truncation), or reads stdin, printing one readable line per event.
+  --from-start replays FILE from its first line; --group, --device, --client show only the events
+  with that group, device (certificate CN) or client address.`,
   validate: `Usage: appfence validate [--config FILE]
   Checks FILE (or the embedded default) without serving: every key, and the files it names (list
   files, TLS certificates and keys, device CAs). Exit 2 with every error and its key path; exit 0
