@@ -17,7 +17,7 @@ Usage:
   appfence serve [--config FILE]                      run every listener in the config (embedded default without --config)
   appfence check [--config FILE] --client IP [--cert PEM] NAME...
                                                       explain the decision for each NAME (exit 0 all allowed, 1 any blocked)
-  appfence lists check FILE...                        parse list files, report rejected lines (exit 1 if any)
+  appfence lists check FILE... | --config FILE        parse list files (or every source of a config, URLs too), report rejected lines (exit 1 if any)
   appfence tail [--from-start] [--group G] [--device CN] [--client IP] [FILE]
                                                       follow the block log (stdin or FILE from its end), one readable line per event
   appfence validate [--config FILE]                   check a config without serving (exit 0 valid, warnings printed; 2 invalid)
@@ -37,8 +37,10 @@ export const COMMAND_HELP: Record<string, string> = {
   certificate PEM): group, how it was identified, the matching rule and list, the answer.
   Exit 0 when all allowed, 1 when any is blocked or the client is refused, 2 on bad input.`,
   lists: `Usage: appfence lists check FILE...
+       appfence lists check --config FILE
   Parses list files (plain, hosts, adblock, *.x), prints the rule count and every rejected line as
-  FILE:LINE. Exit 1 if any line was rejected, 2 if a file cannot be read.`,
+  FILE:LINE. With --config: every source of every list of FILE, URLs downloaded now, each with its
+  list's match setting. Exit 1 if any line was rejected, 2 if a source cannot be read.`,
   tail: `Usage: appfence tail [--from-start] [--group G] [--device CN] [--client IP] [FILE]
   Follows the block log (JSON lines) in FILE from its end, as tail -F does (across logrotate's
   rename and truncation), or reads stdin, printing one readable line per event.
