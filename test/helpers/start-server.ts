@@ -18,13 +18,15 @@ export interface Started {
   server: { host: string; port: number };
   /** Block-log events written so far (flushes first). */
   events(): Record<string, unknown>[];
+  /** App-log lines at warn and above (with `appLog: true`; else always empty). */
+  appLog(): Record<string, unknown>[];
   writeConfig(yaml: string): string;
   close(): Promise<void>;
 }
 
 export interface StartOptions {
-  /** Write the application log (pino JSON, level info) to this file instead of discarding it. */
-  readonly appLog?: string;
+  /** true: the application log at warn and above to app.log in the temp dir (read with appLog()); a path: at info, to that file. */
+  readonly appLog?: boolean | string;
   /** Shorter download timeouts and retries for URL lists. */
   readonly lists?: ListTiming;
 }
@@ -41,7 +43,9 @@ export async function startServer(yamlOrFn: string | ((dir: string) => string), 
   const config = forceUdpPath(parseConfig(yaml, configPath, { ...process.env }));
   const blockFile = join(dir, 'blocks.log');
   const blockLog = new BlockLog({ destination: blockFile, reportIntervalMs: 50, sync: true });
-  const log = options.appLog === undefined ? createAppLogger('silent') : createAppLogger('info', options.appLog);
+  const appLogFile = typeof options.appLog === 'string' ? options.appLog : join(dir, 'app.log');
+  const log = options.appLog === undefined || options.appLog === false ? createAppLogger('silent')
+    : createAppLogger(options.appLog === true ? 'warn' : 'info', appLogFile);
   const runtime = await Runtime.start(config, log, { blockLog, ...(options.lists !== undefined ? { lists: options.lists } : {}) });
   const expected = config.dns.udpBatch === 'off' ? 'dgram' : 'batch';
   if (runtime.udpPaths.some((p) => p !== expected)) {
@@ -58,6 +62,10 @@ export async function startServer(yamlOrFn: string | ((dir: string) => string), 
       blockLog.flush();
       if (!existsSync(blockFile)) return [];
       return readFileSync(blockFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
+    appLog() {
+      if (!existsSync(appLogFile)) return [];
+      return readFileSync(appLogFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     },
     writeConfig(text: string) {
       writeFileSync(configPath, text);
