@@ -10,6 +10,7 @@ import { checkCommand } from './commands/check.js';
 import { listsCheckCommand } from './commands/lists-check.js';
 import { tailCommand } from './commands/tail.js';
 import { reportCommand } from './commands/report.js';
+import { validateCommand } from './commands/validate.js';
 
 const HELP = `appfence — DNS resolver (UDP, TCP, DoT, DoH) that keeps TikTok off organisation-owned devices
 
@@ -17,8 +18,10 @@ Usage:
   appfence serve [--config FILE]                      run every listener in the config (embedded default without --config)
   appfence check [--config FILE] --client IP [--cert PEM] NAME...
                                                       explain the decision for each NAME (exit 0 all allowed, 1 any blocked)
-  appfence lists check FILE...                        parse list files, report rejected lines (exit 1 if any)
-  appfence tail [FILE]                                follow the block log (stdin or FILE), one readable line per event
+  appfence lists check FILE... | --config FILE        parse list files (or every source of a config, URLs too), report rejected lines (exit 1 if any)
+  appfence tail [--from-start] [--group G] [--device CN] [--client IP] [FILE]
+                                                      follow the block log (stdin or FILE from its end), one readable line per event
+  appfence validate [--config FILE]                   check a config without serving (exit 0 valid, warnings printed; 2 invalid)
   appfence report [--since DURATION] [--group G] [--format table|json|csv] [FILE...]
                                                       per device: blocked names, counts, first/last seen, TikTok app or web
   appfence --version | --help | COMMAND --help
@@ -37,16 +40,27 @@ export const COMMAND_HELP: Record<string, string> = {
   certificate PEM): group, how it was identified, the matching rule and list, the answer.
   Exit 0 when all allowed, 1 when any is blocked or the client is refused, 2 on bad input.`,
   lists: `Usage: appfence lists check FILE...
+       appfence lists check --config FILE
   Parses list files (plain, hosts, adblock, *.x), prints the rule count and every rejected line as
-  FILE:LINE. Exit 1 if any line was rejected, 2 if a file cannot be read.`,
+  FILE:LINE. With --config: every source of every list of FILE, URLs downloaded now, each with its
+  list's match setting. Exit 1 if any line was rejected, 2 if a source cannot be read.`,
   report: `Usage: appfence report [--since DURATION] [--group G] [--format table|json|csv] [FILE...]
   Summarises block logs (FILE..., e.g. blocks.log*: rotated and gzip-compressed copies are read too;
   stdin without FILE). One row per device (certificate CN, else client address): blocks and audits,
   first and last seen, top names, and whether the names show the TikTok APP (its API/telemetry zones,
   tiktokv.*) or only the WEB (tiktok.com pages, web assets, embeds). --since 90s|30m|4h|1d|2w or an ISO
   date; --group keeps one group's events. Exit 0, or 2 on bad input or an unreadable FILE.`,
-  tail: `Usage: appfence tail [FILE]
-  Follows the block log (JSON lines) from FILE, or from stdin, printing one readable line per event.`,
+  tail: `Usage: appfence tail [--from-start] [--group G] [--device CN] [--client IP] [FILE]
+  Follows the block log (JSON lines) in FILE from its end, as tail -F does (across logrotate's
+  rename and truncation), or reads stdin, printing one readable line per event.
+  --from-start replays FILE from its first line; --group, --device, --client show only the events
+  with that group, device (certificate CN) or client address.`,
+  validate: `Usage: appfence validate [--config FILE]
+  Checks FILE (or the embedded default) without serving: every key, and the files it names (list
+  files, TLS certificates and keys, device CAs). Exit 2 with every error and its key path; exit 0
+  when valid, printing warnings for what is valid but almost surely wrong (a group subnet outside
+  access.allow, a list no group uses, a group that blocks nothing, nested subnets of different
+  groups, certificate groups without a TLS listener). URL lists are checked by lists check --config.`,
 };
 
 function version(): string {
@@ -81,6 +95,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return tailCommand(rest);
     case 'report':
       return reportCommand(rest);
+    case 'validate':
+      return validateCommand(rest);
     default:
       throw new UsageError(`unknown command "${command}"; see appfence --help`);
   }

@@ -10,6 +10,7 @@ import { Runtime } from '../runtime/runtime.js';
 import { WorkerPool, WORKER_PORTS_ENV, fixPorts, workerCount, type WorkerMessage, type WorkerStats } from '../runtime/workers.js';
 import { QUERY_RESULTS } from '../dns/pipeline.js';
 import { createAppLogger, type AppLogger } from '../log/logger.js';
+import { configWarnings } from '../config/warnings.js';
 import type { Config } from '../config/types.js';
 
 
@@ -20,6 +21,8 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
   const log = createAppLogger(config.log.level);
   // Last line of defence: a bug reached through one client's query is logged, not fatal to everyone.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  // the warnings `appfence validate` prints: valid, but almost surely not what was meant
+  if (!cluster.isWorker) for (const w of configWarnings(config)) log.warn({ key: w.keyPath, detail: w.message }, 'config warning');
   const workers = workerCount(config);
   if (cluster.isPrimary && workers > 1) return primary(config, workers, log);
 

@@ -127,7 +127,7 @@ export class DnsPipeline {
       }
     }
     const answer = resolved.bytes;
-    if (s.config.log.queries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
+    if (group.logQueries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
     return peer.proto === 'udp' && answer.length > q.udpSize ? truncateForUdp(answer, q.udpSize) : answer;
   }
 

@@ -11,11 +11,12 @@ import { LRUCache } from 'lru-cache';
 import type { CertificateMatch, GroupConfig } from '../config/types.js';
 import { ConfigError } from '../errors.js';
 import type { CertIdentity } from '../net/peer.js';
+import { normaliseSerial, parseCrls, type Crl } from './crl.js';
 
 export type { CertIdentity } from '../net/peer.js';
 
 export type CertRejection = 'no certificate' | 'not signed by clientCerts.ca' | 'expired' | 'not yet valid'
-  | 'not for client authentication' | 'matches no group';
+  | 'not for client authentication' | 'matches no group' | 'revoked';
 
 export type PemVerdict = { identity: CertIdentity } | { identity?: undefined; reason: CertRejection };
 
@@ -109,9 +110,13 @@ export class CertificateIdentifier {
   private readonly anchors: readonly X509Certificate[];
   private readonly matchers: readonly GroupMatcher[];
   private readonly identities = new LRUCache<string, CertIdentity>({ max: IDENTITY_CACHE_ENTRIES });
+  private readonly crls: readonly Crl[];
 
-  /** caPems: the text of each clientCerts.ca file (one or more certificates each). Groups without `certificates` are skipped. */
-  constructor(caPems: readonly string[], groups: readonly GroupConfig[]) {
+  /**
+   * caPems: the text of each clientCerts.ca file (one or more certificates each); crlPems: of each
+   * clientCerts.crl file. Groups without `certificates` are skipped.
+   */
+  constructor(caPems: readonly string[], groups: readonly GroupConfig[], crlPems: readonly string[] = []) {
     this.anchors = caPems.flatMap((pem, i) => {
       const certs = parsePemCertificates(pem);
       if (certs === undefined) throw new ConfigError(`clientCerts.ca[${i}]`, 'holds a certificate that does not parse');
@@ -119,6 +124,23 @@ export class CertificateIdentifier {
       return certs;
     });
     this.matchers = groups.flatMap((g) => (g.certificates === undefined ? [] : [compileMatcher(g.name, g.certificates)]));
+    this.crls = crlPems.flatMap((pem, i) => parseCrls(pem, this.anchors, `clientCerts.crl[${i}]`));
+  }
+
+  /** CRLs past their nextUpdate: still enforced (a stale list of lost laptops beats none), but the admin must renew them. */
+  staleCrls(now: Date = new Date()): { issuer: string; nextUpdate: string }[] {
+    return this.crls.filter((c) => c.nextUpdate !== undefined && c.nextUpdate.getTime() < now.getTime())
+      .map((c) => ({ issuer: c.issuer.subject.replace(/\n/g, ', '), nextUpdate: (c.nextUpdate as Date).toISOString() }));
+  }
+
+  /** Some certificate of the chain (not the anchor) is on a CRL of the CA that issued it. */
+  private revoked(chain: readonly X509Certificate[]): boolean {
+    for (const cert of chain) {
+      if (this.anchors.includes(cert)) continue;
+      const serial = normaliseSerial(cert.serialNumber);
+      for (const crl of this.crls) if (crl.revoked.has(serial) && signs(crl.issuer, cert)) return true;
+    }
+    return false;
   }
 
   /**
@@ -143,6 +165,11 @@ export class CertificateIdentifier {
     const cert = socket.getPeerX509Certificate();
     if (cert === undefined) return undefined;
     if (!socket.authorized) return { cert, reason: String(socket.authorizationError ?? 'not signed by clientCerts.ca') };
+    if (this.crls.length > 0) {
+      const chain = this.chainOf(cert, cert.issuerCertificate === undefined ? [] : [cert.issuerCertificate]);
+      if (chain === undefined) return { cert, reason: 'not signed by clientCerts.ca' };
+      if (this.revoked(chain)) return { cert, reason: 'revoked' };
+    }
     const verdict = this.judgeLeaf(cert, Date.now());
     return typeof verdict === 'string' ? { cert, reason: verdict } : { identity: verdict };
   }
@@ -154,6 +181,7 @@ export class CertificateIdentifier {
     if (certs === undefined || leaf === undefined) return { reason: 'no certificate' };
     const chain = this.chainOf(leaf, certs.slice(1));
     if (chain === undefined) return { reason: 'not signed by clientCerts.ca' };
+    if (this.revoked(chain)) return { reason: 'revoked' };
     const nowMs = now.getTime();
     for (const cert of chain) {
       const reason = dateProblem(cert, nowMs);

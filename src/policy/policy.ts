@@ -24,6 +24,8 @@ export interface GroupPolicy {
   readonly mode: BlockMode;
   /** The mode as the block log and `check` print it: null, nxdomain, refused, ip. */
   readonly answer: string;
+  /** One "query" event per allowed query: the group's logQueries, else log.queries (guests may be kept out). */
+  readonly logQueries: boolean;
 }
 
 export interface RuleInfo {
@@ -88,6 +90,7 @@ export class Policy {
         blockMask: maskOf(g.block),
         mode: g.mode,
         answer: answerName(g.mode),
+        logQueries: g.logQueries === true, // config validation resolved it: the group's own key, else log.queries
       });
     const groups = [...config.groups, config.default].map(compileGroup);
     return new Policy(index, lists, groups);

@@ -55,9 +55,13 @@ class WatchedIdentifier implements Identifier {
   }
 }
 
-export async function buildGeneration(config: Config, log: AppLogger, previous?: Generation, observer?: GenerationObserver): Promise<Generation> {
+/** How a generation gets its lists: `serve` through its ListKeeper (refresh, last good copies), `check` by reading them once. */
+export type ListLoader = (lists: Config['lists'], stateDir: string) => Promise<LoadedList[]>;
+
+export async function buildGeneration(config: Config, log: AppLogger, previous?: Generation, observer?: GenerationObserver,
+  loader?: ListLoader): Promise<Generation> {
   const listLog = log.child({ component: 'lists' });
-  const lists = await loadLists(config.lists, {
+  const lists = loader !== undefined ? await loader(config.lists, config.stateDir) : await loadLists(config.lists, {
     onWarning: (msg) => listLog.warn({ detail: msg }, 'list source warning'),
     previous: previous?.policy.lists,
     onRefused: (r) => listLog.warn({ list: r.list, source: r.source, rules: r.rules, lastGoodRules: r.lastGoodRules, reason: r.reason },
@@ -71,7 +75,11 @@ export async function buildGeneration(config: Config, log: AppLogger, previous?:
   let certs: CertificateIdentifier | null = null;
   if (config.clientCerts !== undefined) {
     caPems = await Promise.all(config.clientCerts.ca.map((f, i) => readPem(f, `clientCerts.ca[${i}]`)));
-    certs = new CertificateIdentifier(caPems, config.groups);
+    const crlPems = await Promise.all(config.clientCerts.crl.map((f, i) => readPem(f, `clientCerts.crl[${i}]`)));
+    certs = new CertificateIdentifier(caPems, config.groups, crlPems);
+    for (const stale of certs.staleCrls()) {
+      log.warn({ component: 'certs', ...stale }, 'a clientCerts.crl is past its nextUpdate: still enforced, renew it');
+    }
   }
   const clientAuth = caPems === null || config.clientCerts === undefined ? undefined
     : CertificateIdentifier.tlsOptions(caPems, config.clientCerts.require);

@@ -22,6 +22,9 @@ import { RefusedClients } from '../log/refused-clients.js';
 import { CertRejections, rejectionReason } from '../identity/cert-rejections.js';
 import { ConfigError } from '../errors.js';
 import type { AppLogger } from '../log/logger.js';
+import { ListKeeper, type KeeperOptions, type ListStatus } from '../lists/list-keeper.js';
+import type { LoadedList } from '../lists/load-lists.js';
+import { Policy } from '../policy/policy.js';
 import { ProxyHandler } from '../proxy/handler.js';
 import { ProxyListener } from '../proxy/server.js';
 import { SelfGuard } from '../proxy/self-guard.js';
@@ -50,9 +53,13 @@ export interface RuntimeOptions {
   readonly load?: () => Promise<Config>;
   /** Addresses the Docker gateway warning treats as a container gateway, besides the usual ones (tests). */
   readonly gateways?: readonly string[];
+  /** Download and retry timing of URL lists (tests shorten them). */
+  readonly lists?: ListTiming;
   /** A dns.workers process: bind the UDP and TCP listeners with SO_REUSEPORT beside the other workers. */
   readonly reusePort?: boolean;
 }
+
+export type ListTiming = Pick<KeeperOptions, 'timeoutMs' | 'maxBytes' | 'firstRetryMs' | 'maxRetryMs'>;
 
 export interface ListenerRole {
   /** Which of Generation.tls this listener takes on every reload. */
@@ -89,7 +96,7 @@ export class Runtime {
   private reusePort = false;
 
   private constructor(gen: Generation, blockLog: BlockLog, load: () => Promise<Config>, private readonly log: AppLogger,
-    observability: Observability, private readonly observer: GenerationObserver) {
+    observability: Observability, private readonly observer: GenerationObserver, private readonly keeper: ListKeeper) {
     this.gen = gen;
     this.blockLog = blockLog;
     this.load = load;
@@ -119,21 +126,26 @@ export class Runtime {
           'and subnet identity cannot work; run with host networking (compose: network_mode: host)'),
       }),
     };
-    const gen = await buildGeneration(config, log, undefined, observer);
+    let runtime: Runtime | undefined;
+    const keeper = new ListKeeper({ ...options.lists, log: log.child({ component: 'lists' }),
+      onRefresh: (list) => runtime?.takeRefreshedList(list) });
+    const gen = await buildGeneration(config, log, undefined, observer, (lists, stateDir) => keeper.load(lists, stateDir));
     const load = options.load ?? (() => (config.source === EMBEDDED_SOURCE ? Promise.resolve(defaultConfig()) : loadConfig(config.source)));
-    const runtime = new Runtime(gen, options.blockLog ?? new BlockLog({ destination: config.log.blocks }), load, log, observability, observer);
+    runtime = new Runtime(gen, options.blockLog ?? new BlockLog({ destination: config.log.blocks }), load, log, observability, observer, keeper);
+    const started = runtime;
     runtime.reusePort = options.reusePort ?? false;
     try {
       await runtime.blockLog.ready().catch((err: unknown) => {
         throw new ConfigError('log.blocks', `cannot open "${config.log.blocks}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
       });
       await runtime.listen();
+      await keeper.activate();
       // Last: once it answers, /readyz can be true. It shares the runtime's life cycle (stopped by stop()).
       // dns.workers: the workers share the DNS ports, not the admin port (the primary does not serve it yet).
       if (config.admin !== undefined && !runtime.reusePort) {
         await observability.start(config.admin, {
-          reload: () => runtime.reload(),
-          check: async (request) => runtime.check(request),
+          reload: () => started.reload(),
+          check: async (request) => started.check(request),
         }, log.child({ component: 'admin' }));
       }
     } catch (err) {
@@ -164,6 +176,18 @@ export class Runtime {
   /** The decision `appfence check` explains, against the generation serving now (GET /check). */
   check(request: CheckInput): CheckReport {
     return checkReport(request, this.gen);
+  }
+
+  /** Per list: rule count, whether it is ready (has its rules), last success and last error (for /readyz and /metrics). */
+  listStatus(): ListStatus[] {
+    return this.keeper.status();
+  }
+
+  /** A URL list refreshed on its own schedule: the same generation with that list's new rules. */
+  private takeRefreshedList(list: LoadedList): void {
+    const gen = this.gen;
+    const lists = gen.policy.lists.map((l) => (l.name === list.name ? list : l));
+    this.gen = Object.freeze({ ...gen, policy: Policy.compile(gen.config, lists) });
   }
 
   /** Actual ports, in the order of dns.listen (useful when the config asked for port 0). */
@@ -310,7 +334,7 @@ export class Runtime {
     const old = this.gen;
     try {
       const config = await next();
-      const gen = await buildGeneration(config, this.log, old, this.observer);
+      const gen = await buildGeneration(config, this.log, old, this.observer, (lists, stateDir) => this.keeper.load(lists, stateDir));
       if (this.stopping) {
         retireGeneration(gen, old);
         throw new Error('shutting down; reload abandoned');
@@ -329,6 +353,7 @@ export class Runtime {
       }
       // in-flight exchanges on the old upstream client finish within its timeout
       setTimeout(() => retireGeneration(old, this.stopping ? null : gen), old.config.dns.timeoutMs * (old.config.dns.upstreams.length + 1)).unref();
+      await this.keeper.activate();
       this.counts.ok++;
       this.observability.reloaded(null, gen.policy.lists);
       this.log.info({ rules: gen.policy.index.ruleCount, generation: gen.id }, 'reloaded');
@@ -348,6 +373,7 @@ export class Runtime {
     this.stopping = true;
     // /readyz turns 503 at once; the admin listener itself stays up through the drain.
     this.observability.beginStop();
+    this.keeper.close();
     const listeners = this.listeners.map((l) => l.listener);
     // UDP sockets stay open while draining: answers to queries already taken must still go out
     const closed = listeners.map((l) => l.stopAccepting());

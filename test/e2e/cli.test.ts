@@ -213,7 +213,7 @@ t.test('tail FILE follows the block log as it grows', async (t) => {
   const line = (name: string) => JSON.stringify({ time: '2026-11-24T10:00:00.000Z', event: 'block', proto: 'tcp', client: '10.20.4.7',
     group: 'city', via: 'cert', device: 'laptop-042', name, qtype: 'AAAA', rule: 'tiktok.com', list: 'tiktok', answer: 'nxdomain' }) + '\n';
   writeFileSync(file, line('first.tiktok.com'));
-  const child = spawn(process.execPath, [cli, 'tail', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'tail', '--from-start', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));
   let out = '';
   const seen = (text: string) => new Promise<void>((resolve) => {

@@ -6,7 +6,7 @@
  * that takes explicit start and end dates (expired and not-yet-valid devices).
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtemp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,8 @@ export interface TestPki {
   serverCa: { cert: string; pem: string };
   /** Issue a client certificate signed by `issuer` (default ca). */
   device(opts: DeviceOptions): Promise<Issued>;
+  /** A PEM CRL of `ca` (made by `openssl ca -gencrl`) revoking `revoke`; `expired`: its nextUpdate passed yesterday. Returns its path. */
+  crl(opts: { revoke: readonly Issued[]; expired?: boolean }): Promise<string>;
 }
 
 const REQ_CONFIG = '[req]\ndistinguished_name = dn\n[dn]\n';
@@ -104,6 +106,25 @@ export async function createTestPki(): Promise<TestPki> {
   return {
     dir, ca, strangerCa, intermediate, serverCa: { cert: serverCa.cert, pem: serverCa.pem },
     server: { cert: server.cert, key: server.key },
+    async crl({ revoke, expired }) {
+      const work = join(dir, `crl-${++issued}`);
+      await mkdir(work);
+      const yesterday = asn1Time(new Date(Date.now() - DAY_MS)).slice(2);
+      const index = revoke.map((c) => {
+        const x = new X509Certificate(c.pem);
+        return `R\t${asn1Time(new Date(x.validTo)).slice(2)}\t${yesterday}\t${x.serialNumber}\tunknown\t/${x.subject.split('\n').join('/')}\n`;
+      }).join('');
+      await Promise.all([
+        writeFile(join(work, 'index.txt'), index),
+        writeFile(join(work, 'ca.cnf'), `[ca]\ndefault_ca = issuer\n[issuer]\ndatabase = ${join(work, 'index.txt')}\ndefault_md = sha256\n`),
+      ]);
+      const out = join(work, 'crl.pem');
+      const dates = expired === true
+        ? ['-crl_lastupdate', asn1Time(new Date(Date.now() - 3 * DAY_MS)), '-crl_nextupdate', asn1Time(new Date(Date.now() - DAY_MS))]
+        : ['-crldays', '7'];
+      await run('openssl', ['ca', '-gencrl', '-batch', '-config', join(work, 'ca.cnf'), '-cert', ca.cert, '-keyfile', ca.key, '-out', out, ...dates]);
+      return out;
+    },
     device(opts) {
       const days = opts.days ?? 30;
       const start = Date.now();

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
-import { Runtime } from '../../src/runtime/runtime.js';
+import { Runtime, type ListTiming } from '../../src/runtime/runtime.js';
 import { BlockLog } from '../../src/log/block-log.js';
 import { createAppLogger } from '../../src/log/logger.js';
 
@@ -24,9 +24,16 @@ export interface Started {
   close(): Promise<void>;
 }
 
+export interface StartOptions {
+  /** true: the application log at warn and above to app.log in the temp dir (read with appLog()); a path: at info, to that file. */
+  readonly appLog?: boolean | string;
+  /** Shorter download timeouts and retries for URL lists. */
+  readonly lists?: ListTiming;
+}
+
 /** `yaml` may be a function of the temp dir, for configs that name files placed there by `prepare`. */
 export async function startServer(yamlOrFn: string | ((dir: string) => string), files: Record<string, string> = {},
-  prepare?: (dir: string) => void, options: { appLog?: boolean } = {}): Promise<Started> {
+  prepare?: (dir: string) => void, options: StartOptions = {}): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'appfence-test-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   prepare?.(dir);
@@ -36,9 +43,10 @@ export async function startServer(yamlOrFn: string | ((dir: string) => string), 
   const config = forceUdpPath(parseConfig(yaml, configPath, { ...process.env }));
   const blockFile = join(dir, 'blocks.log');
   const blockLog = new BlockLog({ destination: blockFile, reportIntervalMs: 50, sync: true });
-  const appLogFile = join(dir, 'app.log');
-  const log = options.appLog === true ? createAppLogger('warn', appLogFile) : createAppLogger('silent');
-  const runtime = await Runtime.start(config, log, { blockLog });
+  const appLogFile = typeof options.appLog === 'string' ? options.appLog : join(dir, 'app.log');
+  const log = options.appLog === undefined || options.appLog === false ? createAppLogger('silent')
+    : createAppLogger(options.appLog === true ? 'warn' : 'info', appLogFile);
+  const runtime = await Runtime.start(config, log, { blockLog, ...(options.lists !== undefined ? { lists: options.lists } : {}) });
   const expected = config.dns.udpBatch === 'off' ? 'dgram' : 'batch';
   if (runtime.udpPaths.some((p) => p !== expected)) {
     await runtime.stop(0);

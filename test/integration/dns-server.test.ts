@@ -329,6 +329,29 @@ t.test('log.queries: allowed queries get a "query" line too', async (t) => {
   t.equal(af.events().length, before, 'off again: no line for an allowed query');
 });
 
+t.test('groups.<g>.logQueries overrides log.queries per group: guests never logged query by query', async (t) => {
+  const queryEvents = () => af.events().filter((e) => e['event'] === 'query');
+  writeFileSync(join(af.dir, 'tiktok.txt'), 'tiktok.com\ntiktokcdn.com\n'); // earlier tests change it
+  const path = af.writeConfig(config(up.port).replace('log: { level: silent }', 'log: { level: silent, queries: true }\ndefault: { logQueries: false }'));
+  t.equal(await af.runtime.reload(() => loadConfig(path)), null);
+  let before = queryEvents().length;
+  await ask(GUEST, 'example.org', 'A');
+  await ask(CITY, 'example.org', 'A');
+  t.match(queryEvents().slice(before), [{ event: 'query', client: CITY, group: 'city', name: 'example.org' }],
+    'log.queries on: the city device is logged, the guest (default, logQueries: false) is not');
+
+  af.writeConfig(config(up.port).replace('city: { subnets: ["127.0.10.0/24"],', 'city: { logQueries: true, subnets: ["127.0.10.0/24"],'));
+  t.equal(await af.runtime.reload(() => loadConfig(path)), null);
+  before = queryEvents().length;
+  await ask(GUEST, 'example.org', 'A');
+  await ask(CITY, 'example.org', 'A');
+  await ask(NX, 'example.org', 'A');
+  t.match(queryEvents().slice(before), [{ client: CITY, group: 'city' }], 'log.queries off: only the group that asks for it is logged');
+  t.equal(queryEvents().slice(before).length, 1);
+  af.writeConfig(config(up.port));
+  t.equal(await af.runtime.reload(() => loadConfig(path)), null);
+});
+
 t.test('TCP: dns.maxConnectionsPerClient keeps one host from taking every slot', async (t) => {
   const capped = await startServer(config(up.port).replace('blockedTtl: 42', 'blockedTtl: 42\n  maxConnectionsPerClient: 2'),
     { 'tiktok.txt': 'tiktok.com\n', 'allow.txt': 'allowed.tiktok.com\n' });

@@ -1,0 +1,142 @@
+// clientCerts.crl: a lost laptop's certificate, revoked in a CRL made with `openssl ca -gencrl`, is
+// never identified, on DoT (a tls client) and DoH (curl), and `appfence check --cert` says "revoked";
+// a valid laptop of the same CA still is. An expired CRL is reported and still enforced.
+import t from 'tap';
+import tls from 'node:tls';
+import net from 'node:net';
+import { execFile, spawnSync } from 'node:child_process';
+import { copyFileSync, readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTestPki, type TestPki, type Issued } from '../helpers/certs.js';
+import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { buildQuery, decodeReply, framedSession } from '../helpers/dns-client.js';
+import { startServer, type Started } from '../helpers/start-server.js';
+import { CertificateIdentifier } from '../../src/identity/certificate.js';
+import { ConfigError } from '../../src/errors.js';
+
+const HOTEL = '127.0.20.5';
+let pki: TestPki;
+let up: FakeUpstream;
+let lost: Issued;
+let kept: Issued;
+let crl: string;
+
+t.before(async () => {
+  pki = await createTestPki();
+  [lost, kept] = await Promise.all([
+    pki.device({ cn: 'laptop-042', ou: 'City Devices' }),
+    pki.device({ cn: 'laptop-043', ou: 'City Devices' }),
+  ]);
+  crl = await pki.crl({ revoke: [lost] });
+  up = await startFakeUpstream({ zone: { 'www.tiktok.com A': { answers: [{ type: 'A', ttl: 300, data: '198.51.100.7' }] } } });
+});
+t.teardown(async () => {
+  await up?.close();
+  if (pki) await rm(pki.dir, { recursive: true, force: true });
+});
+
+const yaml = (dir: string) => `
+dns:
+  listen: ["127.0.0.1:0"]
+  tls: { listen: ["127.0.0.1:0"], cert: ${join(dir, 'server.pem')}, key: ${join(dir, 'server-key.pem')} }
+  https: { listen: ["127.0.0.1:0"], cert: ${join(dir, 'server.pem')}, key: ${join(dir, 'server-key.pem')} }
+  upstreams: ["127.0.0.1:${up.port}"]
+clientCerts: { ca: ${join(dir, 'device-ca.pem')}, crl: ${join(dir, 'device-ca.crl')} }
+access: { allow: ["127.0.0.0/8"] }
+lists: { tiktok: { sources: ["tiktok.txt"] } }
+groups:
+  city: { subnets: ["127.0.10.0/24"], certificates: { issuer: "City Device CA", subject: { OU: "City Devices" } }, block: [tiktok] }
+log: { level: silent }
+`;
+
+function start(crlFile: string, appLog?: string): Promise<Started> {
+  return startServer(yaml, { 'tiktok.txt': 'tiktok.com\n' }, (dir) => {
+    copyFileSync(pki.server.cert, join(dir, 'server.pem'));
+    copyFileSync(pki.server.key, join(dir, 'server-key.pem'));
+    copyFileSync(pki.ca.cert, join(dir, 'device-ca.pem'));
+    copyFileSync(crlFile, join(dir, 'device-ca.crl'));
+  }, appLog === undefined ? {} : { appLog });
+}
+
+/** The A answer www.tiktok.com gets over DoT from the hotel with `cert`. */
+function overDot(port: number, cert: Issued): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const raw = net.connect({ host: '127.0.0.1', port, localAddress: HOTEL });
+    const socket = tls.connect({ socket: raw, servername: 'localhost', ca: pki.serverCa.pem, cert: readFileSync(cert.cert), key: readFileSync(cert.key) });
+    socket.once('error', reject);
+    socket.once('secureConnect', () => {
+      const session = framedSession(socket);
+      session.writeQuery({ name: 'www.tiktok.com', type: 'A', id: 7 });
+      session.read(5000).then((frame) => {
+        socket.destroy();
+        resolve(frame === null ? 'no reply' : decodeReply(frame).answers[0]?.data as string | undefined);
+      }, reject);
+    });
+  });
+}
+
+/** The same over DoH with curl, as a browser or OS resolver would present its client certificate. */
+function overDoh(port: number, cert: Issued): Promise<string | undefined> {
+  const q = buildQuery({ name: 'www.tiktok.com', type: 'A', id: 0 }).toString('base64url');
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-s', '--fail', '--interface', HOTEL, '--cacert', pki.serverCa.cert, '--cert', cert.cert, '--key', cert.key,
+      '-H', 'accept: application/dns-message', `https://localhost:${port}/dns-query?dns=${q}`, '--resolve', `localhost:${port}:127.0.0.1`],
+    { encoding: 'buffer', timeout: 15_000 }, (err, stdout) => (err ? reject(err) : resolve(decodeReply(stdout).answers[0]?.data as string | undefined)));
+  });
+}
+
+t.test('a revoked device is never identified, on DoT and DoH; a valid one of the same CA is', async (t) => {
+  const af = await start(crl);
+  t.teardown(() => af.close());
+  const { dot: [dot], doh: [doh] } = af.runtime.ports;
+  t.equal(await overDot(dot!, kept), '0.0.0.0', 'DoT: the valid laptop is identified (sinkholed)');
+  t.equal(await overDot(dot!, lost), '198.51.100.7', 'DoT: the revoked laptop is not (answered as an unmanaged client)');
+  t.equal(await overDoh(doh!, kept), '0.0.0.0', 'DoH: the valid laptop is identified');
+  t.equal(await overDoh(doh!, lost), '198.51.100.7', 'DoH: the revoked laptop is not');
+  t.notOk(af.events().some((e) => e['device'] === 'laptop-042'), 'no event names the revoked device');
+});
+
+t.test('appfence check --cert says "revoked"', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'appfence-crl-check-'));
+  copyFileSync(pki.server.cert, join(dir, 'server.pem'));
+  copyFileSync(pki.server.key, join(dir, 'server-key.pem'));
+  copyFileSync(pki.ca.cert, join(dir, 'device-ca.pem'));
+  copyFileSync(crl, join(dir, 'device-ca.crl'));
+  writeFileSync(join(dir, 'tiktok.txt'), 'tiktok.com\n');
+  writeFileSync(join(dir, 'c.yaml'), yaml(dir));
+  const cli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+  const check = (cert: Issued) => spawnSync(process.execPath, [cli, 'check', '--config', join(dir, 'c.yaml'), '--client', HOTEL,
+    '--cert', cert.cert, 'www.tiktok.com'], { encoding: 'utf8', timeout: 30_000 });
+  const revoked = check(lost);
+  t.match(revoked.stdout, /^certificate: not used \(revoked\)$/m);
+  t.match(revoked.stdout, /www\.tiktok\.com\s+ALLOW\s+group=default\s+via=default/);
+  t.equal(revoked.status, 0);
+  const valid = check(kept);
+  t.match(valid.stdout, /BLOCK\s+group=city\s+via=cert\s+device=laptop-043/);
+  t.equal(valid.status, 1);
+});
+
+t.test('an expired CRL is reported and still enforced', async (t) => {
+  const stale = await pki.crl({ revoke: [lost], expired: true });
+  const log = join(mkdtempSync(join(tmpdir(), 'appfence-crl-')), 'app.log');
+  const af = await start(stale, log);
+  t.teardown(() => af.close());
+  const warning = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((l) => String(l['msg']).includes('past its nextUpdate'));
+  t.match(warning, { level: 'warn', issuer: /City Device CA/ });
+  const [dot] = af.runtime.ports.dot;
+  t.equal(await overDot(dot!, lost), '198.51.100.7', 'the revoked laptop stays unidentified');
+  t.equal(await overDot(dot!, kept), '0.0.0.0', 'the others are still identified (OpenSSL would refuse them all)');
+});
+
+t.test('a CRL that no clientCerts.ca signed, or that is not a CRL, is a config error', async (t) => {
+  const other = await createTestPki();
+  t.teardown(() => rm(other.dir, { recursive: true, force: true }));
+  const foreign = readFileSync(await other.crl({ revoke: [] }), 'utf8');
+  t.throws(() => new CertificateIdentifier([pki.ca.pem], [], [foreign]),
+    new ConfigError('clientCerts.crl[0]', 'holds a CRL that no clientCerts.ca certificate signed'));
+  t.throws(() => new CertificateIdentifier([pki.ca.pem], [], [pki.ca.pem]), { keyPath: 'clientCerts.crl[0]', message: /holds no PEM CRL/ });
+});
