@@ -9,7 +9,7 @@ import { Policy } from './policy/policy.js';
 import { AccessList } from './identity/access.js';
 import { SubnetIdentifier } from './identity/identify.js';
 import { AnswerCache } from './resolver/cache.js';
-import { UpstreamClient } from './resolver/upstream.js';
+import { UpstreamClient, type UpstreamStats } from './resolver/upstream.js';
 import { Resolver } from './resolver/resolver.js';
 import { DnsPipeline, type Snapshot } from './dns/pipeline.js';
 import { UdpTransport } from './dns/transports/udp.js';
@@ -79,6 +79,11 @@ export class Runtime {
 
   get cache(): AnswerCache {
     return this.built.cache;
+  }
+
+  /** Upstream health and the outstanding-query caps' counters (for metrics). */
+  upstreamStats(): UpstreamStats {
+    return this.built.upstream.stats();
   }
 
   /** Actual ports, in the order of dns.listen (useful when the config asked for port 0). */
