@@ -13,6 +13,8 @@ import { UpstreamClient, type UpstreamStats } from './resolver/upstream.js';
 import { Resolver } from './resolver/resolver.js';
 import { DnsPipeline, type Snapshot } from './dns/pipeline.js';
 import { UdpTransport } from './dns/transports/udp.js';
+import { ResponseRateLimiter } from './dns/rate-limit.js';
+import { kernelUdpDrops } from './net/udp-drops.js';
 import { TcpTransport } from './dns/transports/tcp.js';
 import { DotTransport } from './dns/transports/dot.js';
 import { DohTransport } from './dns/transports/doh.js';
@@ -87,6 +89,19 @@ export class Runtime {
     return this.built.upstream.stats();
   }
 
+  /**
+   * UDP counters for metrics: answers the rate limit dropped or sent as TC=1 (since start, across
+   * reloads), and datagrams the kernel dropped from our DNS sockets' full receive queues (null off Linux).
+   */
+  async udpStats(): Promise<{ rateLimitDropped: number; rateLimitSlipped: number; kernelReceiveDrops: number | null }> {
+    const limiter = this.built.snapshot.rateLimiter;
+    return {
+      rateLimitDropped: limiter.dropped,
+      rateLimitSlipped: limiter.slipped,
+      kernelReceiveDrops: await kernelUdpDrops(this.udp.map((u) => u.port)),
+    };
+  }
+
   /** Actual ports, in the order of dns.listen (useful when the config asked for port 0). */
   get ports(): { udp: number[]; tcp: number[]; dot: number[]; doh: number[] } {
     return { udp: this.udp.map((t) => t.port), tcp: this.tcp.map((t) => t.port), dot: this.dot.map((t) => t.port), doh: this.doh.map((t) => t.port) };
@@ -101,7 +116,8 @@ export class Runtime {
     const { dns } = this.built.config;
     const dnsLog = this.log.child({ component: 'dns' });
     for (const [i, addr] of dns.listen.entries()) {
-      const udp = await bound(`dns.listen[${i}]`, addr, UdpTransport.listen(`dns.listen[${i}]/udp`, addr, this.pipeline, dnsLog));
+      const udp = await bound(`dns.listen[${i}]`, addr, UdpTransport.listen(`dns.listen[${i}]/udp`, addr, this.pipeline,
+        { bufferBytes: dns.udpBufferBytes }, dnsLog));
       this.udp.push(udp);
       // port 0 in tests: TCP follows the port UDP was given, as on a real :53
       const tcpAddr = addr.port === 0 ? { host: addr.host, port: udp.port } : addr;
@@ -240,9 +256,20 @@ async function build(config: Config, log: AppLogger, previous: Built | null): Pr
     subnets: new SubnetIdentifier(config.groups),
     resolver: new Resolver(cache, upstream),
     logQueries: config.log.queries,
+    maxUdpSize: dns.maxUdpSize,
+    rateLimiter: rateLimiterFor(dns.rateLimit, previous?.snapshot.rateLimiter),
   });
   listLog.info({ count: policy.index.ruleCount, lists: lists.map((l) => `${l.name}=${l.ruleCount}`).join(' ') }, 'lists loaded');
   return { config, snapshot, cache, upstream, certs, dotTls, dohTls };
+}
+
+/** The running limiter while its settings stay (buckets and counters live on); a new one carries the counters. */
+function rateLimiterFor(cfg: Config['dns']['rateLimit'], running: ResponseRateLimiter | undefined): ResponseRateLimiter {
+  if (running !== undefined && JSON.stringify(running.config) === JSON.stringify(cfg)) return running;
+  const limiter = new ResponseRateLimiter(cfg);
+  limiter.dropped = running?.dropped ?? 0;
+  limiter.slipped = running?.slipped ?? 0;
+  return limiter;
 }
 
 function reportRejects(lists: readonly LoadedList[], log: AppLogger): void {

@@ -49,8 +49,16 @@ export interface DnsConfig {
   readonly tcpIdleTimeoutMs: number;
   /** Cap on concurrent connections per TCP, DoT or DoH listener. */
   readonly maxConnections: number;
-  /** Cap on concurrent connections from one source address per listener (a few sockets must not take them all). */
+  /** Cap on concurrent connections from one client prefix (/24, /56) per listener (a few sockets must not take them all). */
   readonly maxConnectionsPerClient: number;
+  /** Largest UDP answer whatever the client's EDNS size; also the size our OPT advertises. Bigger: TC=1. */
+  readonly maxUdpSize: number;
+  /** UDP answers per client /24 or /56; past it dropped, every slip-th sent as a bare TC=1. */
+  readonly rateLimit: { readonly responsesPerSecond: number; readonly slip: number };
+  /** SO_RCVBUF and SO_SNDBUF of every DNS UDP socket (the kernel doubles it and caps at net.core.*mem_max). */
+  readonly udpBufferBytes: number;
+  /** 0x20: random letter case in upstream questions, answers must echo it (Unbound's use-caps-for-id). */
+  readonly caseRandomization: boolean;
 }
 
 export interface ProxyConfig {

@@ -11,8 +11,9 @@ import type { GroupPolicy, Policy, RuleInfo } from '../policy/policy.js';
 import type { AccessList } from '../identity/access.js';
 import type { SubnetIdentifier } from '../identity/identify.js';
 import type { Resolver } from '../resolver/resolver.js';
+import type { ResponseRateLimiter } from './rate-limit.js';
 import { readQuery, ParseFailure, type Query } from '../wire/read.js';
-import { errorReply, truncateForUdp, RCODE } from '../wire/write.js';
+import { advertiseUdpSize, EDNS_UDP_SIZE, errorReply, truncateForUdp, RCODE } from '../wire/write.js';
 import { readAnswer } from '../wire/answer.js';
 import { qtypeName } from '../wire/qtype.js';
 import type { AppLogger } from '../log/logger.js';
@@ -32,6 +33,10 @@ export interface Snapshot {
   readonly subnets: SubnetIdentifier;
   readonly resolver: Resolver;
   readonly logQueries: boolean;
+  /** config dns.maxUdpSize: UDP answers never exceed it (TC=1 beyond), and every OPT of ours advertises it. */
+  readonly maxUdpSize: number;
+  /** config dns.rateLimit, applied by the UDP transport to every answer it sends. */
+  readonly rateLimiter: ResponseRateLimiter;
 }
 
 export const QUERY_RESULTS = ['blocked', 'forwarded', 'cached', 'refused', 'formerr', 'notimp', 'servfail', 'dropped'] as const;
@@ -72,7 +77,7 @@ export class DnsPipeline {
     // A verified device certificate is stronger than a source address: the laptop at a hotel is served
     if (peer.cert === undefined && !s.access.allows(peer.address)) {
       this.stats.count(peer.proto, 'refused');
-      return errorReply(buf, q, RCODE.REFUSED);
+      return this.fit(errorReply(buf, q, RCODE.REFUSED), q, peer, s);
     }
     const who = peer.cert ?? s.subnets.identify(peer.address);
     const group = s.policy.group(who.group);
@@ -96,7 +101,7 @@ export class DnsPipeline {
         this.stats.count(peer.proto, 'servfail');
         const count = this.servfailLog.hit();
         if (count > 0) this.log.warn({ count, last: { name: q.qname, qtype: qtypeName(q.qtype), error: String(err) } }, 'answered SERVFAIL: every upstream failed');
-        return errorReply(buf, q, RCODE.SERVFAIL);
+        return this.fit(errorReply(buf, q, RCODE.SERVFAIL), q, peer, s);
       },
     );
   }
@@ -113,7 +118,19 @@ export class DnsPipeline {
       }
     }
     if (s.logQueries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
-    return peer.proto === 'udp' && answer.length > q.udpSize ? truncateForUdp(answer, q.udpSize) : answer;
+    return this.fit(answer, q, peer, s);
+  }
+
+  /**
+   * The last stage of every answer: our OPT advertises dns.maxUdpSize, and a UDP answer larger than the
+   * client's EDNS size or dns.maxUdpSize, whichever is smaller, becomes TC=1 (an uncapped 65535 made a
+   * 47-byte query draw 61 KB: a ×1300 amplifier).
+   */
+  private fit(answer: Buffer, q: Query, peer: DnsPeer, s: Snapshot): Buffer {
+    if (q.hasOpt && s.maxUdpSize !== EDNS_UDP_SIZE) advertiseUdpSize(answer, q.questionEnd, s.maxUdpSize);
+    if (peer.proto !== 'udp') return answer;
+    const limit = Math.min(q.udpSize, s.maxUdpSize);
+    return answer.length > limit ? truncateForUdp(answer, limit) : answer;
   }
 
   /** `s` is the snapshot that decided: after a reload during an upstream wait, rule ids of the new one differ. */
@@ -123,7 +140,7 @@ export class DnsPipeline {
     const ev = this.event(q, peer, who, group, s.policy.describe(ruleId), group.answer);
     if (cname !== null) ev.cname = cname;
     this.blockLog.block(peer.proto, ev);
-    return group.sinkhole.answer(buf, q);
+    return this.fit(group.sinkhole.answer(buf, q), q, peer, s);
   }
 
   private event(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, rule: RuleInfo | null, answer: string): LogEvent {

@@ -40,20 +40,20 @@ export class ResponseRateLimiter {
   private readonly key = new Uint32Array(2);
   private readonly perMs: number;
 
-  constructor(private readonly cfg: RateLimitConfig, private readonly now: () => number = () => performance.now()) {
-    this.perMs = cfg.responsesPerSecond / 1000;
+  constructor(readonly config: RateLimitConfig, private readonly now: () => number = () => performance.now()) {
+    this.perMs = config.responsesPerSecond / 1000;
   }
 
   get enabled(): boolean {
-    return this.cfg.responsesPerSecond > 0;
+    return this.config.responsesPerSecond > 0;
   }
 
   /** Takes one answer from `address`'s prefix bucket and says what to do with it. */
   check(address: string): RateVerdict {
-    if (this.cfg.responsesPerSecond <= 0 || !clientPrefixKey(address, this.key)) return RateVerdict.Send;
+    if (this.config.responsesPerSecond <= 0 || !clientPrefixKey(address, this.key)) return RateVerdict.Send;
     const now = this.now();
     const i = this.slot(this.key[0]!, this.key[1]!, now);
-    const burst = this.cfg.responsesPerSecond;
+    const burst = this.config.responsesPerSecond;
     const tokens = Math.min(burst, this.tokens[i]! + (now - this.seen[i]!) * this.perMs);
     this.seen[i] = now;
     if (tokens >= 1) {
@@ -63,7 +63,7 @@ export class ResponseRateLimiter {
     }
     this.tokens[i] = tokens;
     const n = ++this.over[i]!;
-    if (this.cfg.slip > 0 && n % this.cfg.slip === 0) {
+    if (this.config.slip > 0 && n % this.config.slip === 0) {
       this.slipped++;
       return RateVerdict.Slip;
     }
@@ -89,7 +89,7 @@ export class ResponseRateLimiter {
     this.used[i] = 1;
     this.hi[i] = hi;
     this.lo[i] = lo;
-    this.tokens[i] = this.cfg.responsesPerSecond;
+    this.tokens[i] = this.config.responsesPerSecond;
     this.seen[i] = now;
     this.over[i] = 0;
     return i;

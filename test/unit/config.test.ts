@@ -252,3 +252,17 @@ t.test('embedded default', async (t) => {
   t.match(none.message, `${resolvConf}, which names no usable nameserver`);
   t.throws(() => defaultConfig({ resolvConf: join(dir, 'absent') }), ConfigError);
 });
+
+t.test('hostile-load keys: maxUdpSize, rateLimit, udpBufferBytes, caseRandomization', async (t) => {
+  const d = parseConfig(MINIMAL, FILE, {});
+  t.equal(d.dns.maxUdpSize, 1232, 'DNS Flag Day 2020');
+  t.same(d.dns.rateLimit, { responsesPerSecond: 1000, slip: 2 });
+  t.equal(d.dns.udpBufferBytes, 4 * 1024 * 1024);
+  t.equal(d.dns.caseRandomization, false);
+  const c = parseConfig('dns: { upstreams: ["9.9.9.9"], maxUdpSize: 1400, rateLimit: { responsesPerSecond: 0, slip: 0 }, ' +
+    'udpBufferBytes: 8388608, caseRandomization: true }\n', FILE, {});
+  t.match(c.dns, { maxUdpSize: 1400, rateLimit: { responsesPerSecond: 0, slip: 0 }, udpBufferBytes: 8388608, caseRandomization: true });
+  t.same(errorsOf('dns: { upstreams: ["9.9.9.9"], maxUdpSize: 100, rateLimit: { responsesPerSecond: -1, slip: 20, burst: 3 }, ' +
+    'caseRandomization: "yes" }\n').map((m) => m.split(':')[0]).sort(),
+  ['dns.caseRandomization', 'dns.maxUdpSize', 'dns.rateLimit.burst', 'dns.rateLimit.responsesPerSecond', 'dns.rateLimit.slip']);
+});
