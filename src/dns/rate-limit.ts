@@ -35,7 +35,7 @@ export class ResponseRateLimiter {
   private readonly tokens = new Float64Array(TABLE_SIZE);
   /** performance.now() of the last refill; also what eviction compares. */
   private readonly seen = new Float64Array(TABLE_SIZE);
-  /** Over-limit answers since the prefix was last under it, for every slip-th. */
+  /** Over-limit answers of the prefix so far (wrapping), for every slip-th. */
   private readonly over = new Uint32Array(TABLE_SIZE);
   private readonly key = new Uint32Array(2);
   private readonly perMs: number;
@@ -58,7 +58,6 @@ export class ResponseRateLimiter {
     this.seen[i] = now;
     if (tokens >= 1) {
       this.tokens[i] = tokens - 1;
-      this.over[i] = 0;
       return RateVerdict.Send;
     }
     this.tokens[i] = tokens;

@@ -243,3 +243,9 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   Object.assign(state, { port, config: { proto: 'udp', host: '127.0.0.1', port, text: `127.0.0.1:${port}` } });
   return state;
 }
+
+/** A TXT answer of about `bytes` bytes of rdata (strings of 200 characters), for answer-size tests. */
+export function largeTxt(bytes: number, ttl = 300): FakeAnswer {
+  const strings = Array.from({ length: Math.ceil(bytes / 200) }, (_, i) => `${String(i).padStart(4, '0')}${'x'.repeat(196)}`);
+  return { answers: [{ type: 'TXT', ttl, data: strings }] };
+}
