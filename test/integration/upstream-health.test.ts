@@ -65,7 +65,7 @@ t.test('a blackholed first upstream is backed off, then probed back once it answ
   t.ok(ms < 150, 'the probe is sent beside the exchange; the client does not wait on it');
   t.equal(dead.udpQueries, sentToDead + 1, 'exactly one probe');
   t.match(c.stats().upstreams[0], { state: 'probing', probes: 1 });
-  await sleep(250);
+  await sleep(450); // the probe's timeout
   t.match(c.stats().upstreams[0], { state: 'backoff' });
   t.ok(c.stats().upstreams[0]!.backoffMs > BACKOFF_BASE_MS, `backoff doubled (${c.stats().upstreams[0]!.backoffMs} ms left)`);
 
