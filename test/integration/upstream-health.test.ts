@@ -56,13 +56,13 @@ t.test('a blackholed first upstream is backed off, then probed back once it answ
     t.ok(Buffer.isBuffer(out));
     times.push(ms);
   }
-  t.ok(Math.max(...times) < 150, `in backoff, misses no longer wait for it (slowest ${Math.max(...times).toFixed(0)} ms)`);
+  t.ok(Math.max(...times) < 300, `in backoff, misses no longer wait for it (slowest ${Math.max(...times).toFixed(0)} ms)`);
   t.equal(dead.udpQueries, sentToDead, 'no client query went to the backed-off upstream');
 
   // the backoff runs out while it is still dead: one probe, which fails, doubles the backoff
   await sleep(BACKOFF_BASE_MS + 50);
   const [ms] = await ask(c);
-  t.ok(ms < 150, 'the probe is sent beside the exchange; the client does not wait on it');
+  t.ok(ms < 300, 'the probe is sent beside the exchange; the client does not wait on it');
   t.equal(dead.udpQueries, sentToDead + 1, 'exactly one probe');
   t.match(c.stats().upstreams[0], { state: 'probing', probes: 1 });
   await sleep(450); // the probe's timeout
@@ -83,18 +83,18 @@ t.test('a blackholed first upstream is backed off, then probed back once it answ
 });
 
 t.test('the fastest healthy upstream is preferred; equal ones keep the configured order', async (t) => {
-  const slow = await fake(t, { delayMs: 150 });
+  const slow = await fake(t, { delayMs: 300 });
   const fast = await fake(t);
   const c = client(t, [slow, fast], { timeoutMs: 1000 });
-  await ask(c); // slow answers first (configured order), now measured at ~150 ms; fast is unmeasured
+  await ask(c); // slow answers first (configured order), now measured at ~300 ms; fast is unmeasured
   await ask(c); // an unmeasured upstream counts as fastest: fast gets its try
   const slowBefore = slow.udpQueries;
   const times: number[] = [];
   for (let i = 0; i < 10; i++) times.push((await ask(c))[0]);
   t.equal(slow.udpQueries, slowBefore, 'the slow upstream got none of the next 10');
-  t.ok(Math.max(...times) < 100, `answers at the fast upstream's speed (slowest ${Math.max(...times).toFixed(0)} ms)`);
+  t.ok(Math.max(...times) < 250, `answers at the fast upstream's speed (slowest ${Math.max(...times).toFixed(0)} ms)`);
   const [slowView, fastView] = c.stats().upstreams;
-  t.ok(slowView!.srttMs >= 140 && fastView!.srttMs >= 0 && fastView!.srttMs < 50, `srtt ${slowView!.srttMs} vs ${fastView!.srttMs}`);
+  t.ok(slowView!.srttMs >= 290 && fastView!.srttMs >= 0 && fastView!.srttMs < 50, `srtt ${slowView!.srttMs} vs ${fastView!.srttMs}`);
 
   const a = await fake(t);
   const b = await fake(t);
@@ -145,7 +145,7 @@ t.test('through the server: dig-like clients behind a blackholed first upstream 
 dns:
   listen: ["127.0.0.1:0"]
   upstreams: ["${dead.config.text}", "${good.config.text}"]
-  timeoutMs: 200
+  timeoutMs: 500
 `);
   t.teardown(() => s.close());
   for (let i = 0; i < FAILURES_TO_BACK_OFF; i++) await query({ server: s.server, proto: 'udp', name: `warm${i}.example.org`, type: 'A', timeoutMs: 2000 });
@@ -155,6 +155,6 @@ dns:
     t.equal(r.rcode, 0);
   }
   const ms = performance.now() - started;
-  t.ok(ms < 10 * 150, `10 cache misses in ${ms.toFixed(0)} ms, not 10 × 200 ms`);
+  t.ok(ms < 10 * 250, `10 cache misses in ${ms.toFixed(0)} ms, not 10 × 500 ms`);
   t.match(s.runtime.upstreamStats().upstreams[0], { state: 'backoff' });
 });
