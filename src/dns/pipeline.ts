@@ -4,7 +4,7 @@
  *   resolve (cache → upstream) → inspect CNAMEs → reply.
  * Transports hand in raw query bytes and a Peer; they get back raw reply bytes, null (drop), or a
  * promise of either. Everything up to a cache hit is synchronous; only an upstream exchange awaits.
- * The pipeline reads the current Snapshot on every query, so a reload is one reference swap.
+ * The pipeline reads the current Generation once per query, so a reload is one reference swap.
  */
 import type { ClientIdentity, Peer, Proto } from '../net/peer.js';
 import type { BlockLog, LogEvent } from '../log/block-log.js';
@@ -26,16 +26,23 @@ export interface DnsPeer extends Peer {
   readonly proto: DnsProto;
 }
 
-/** Everything a query needs that a reload may replace, swapped as one reference. */
-export interface Snapshot {
+/**
+ * What a query reads of the current Generation (runtime/generation.ts), declared here by shape so
+ * dns/ does not import runtime/. Everything in it is replaced together by a reload.
+ */
+export interface DnsGeneration {
+  /** dns.maxUdpSize: UDP answers never exceed it (TC=1 beyond), and every OPT of ours advertises it. */
+  readonly config: { readonly log: { readonly queries: boolean }; readonly dns: { readonly maxUdpSize: number } };
   readonly policy: Policy;
   readonly identifier: Identifier;
   readonly resolver: Resolver;
-  readonly logQueries: boolean;
-  /** config dns.maxUdpSize: UDP answers never exceed it (TC=1 beyond), and every OPT of ours advertises it. */
-  readonly maxUdpSize: number;
-  /** config dns.rateLimit, applied by the UDP transport to every answer it sends. */
+  /** dns.rateLimit, applied by the UDP transport to every answer it sends. */
   readonly rateLimiter: ResponseRateLimiter;
+}
+
+/** Holds the generation serving now (the Runtime). */
+export interface CurrentGeneration {
+  readonly generation: DnsGeneration;
 }
 
 export const QUERY_RESULTS = ['blocked', 'forwarded', 'cached', 'refused', 'formerr', 'notimp', 'servfail', 'dropped'] as const;
@@ -59,20 +66,17 @@ export class DnsStats {
 }
 
 export class DnsPipeline {
-  snapshot: Snapshot;
   readonly stats = new DnsStats();
   /** Queries waiting on an upstream; shutdown drains them. */
   inFlight = 0;
   private readonly servfailLog = new Throttle(5000);
 
-  constructor(snapshot: Snapshot, private readonly blockLog: BlockLog, private readonly log: AppLogger) {
-    this.snapshot = snapshot;
-  }
+  constructor(private readonly current: CurrentGeneration, private readonly blockLog: BlockLog, private readonly log: AppLogger) {}
 
   handle(buf: Buffer, peer: DnsPeer): Buffer | null | Promise<Buffer | null> {
     const q = readQuery(buf);
     if (typeof q === 'number') return this.malformed(buf, peer, q);
-    const s = this.snapshot;
+    const s = this.current.generation;
     const who = s.identifier.identify(peer);
     if (who === null) {
       this.stats.count(peer.proto, 'refused');
@@ -105,7 +109,7 @@ export class DnsPipeline {
   }
 
   /** Inspection runs after the cache on purpose: a cached answer fetched for a guest is re-checked for this client. */
-  private inspect(answer: Buffer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: Snapshot): Buffer {
+  private inspect(answer: Buffer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration): Buffer {
     if (group.blockMask !== 0) {
       const info = readAnswer(answer);
       if (info !== null) {
@@ -115,7 +119,7 @@ export class DnsPipeline {
         }
       }
     }
-    if (s.logQueries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
+    if (s.config.log.queries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
     return this.fit(answer, q, peer, s);
   }
 
@@ -124,15 +128,16 @@ export class DnsPipeline {
    * client's EDNS size or dns.maxUdpSize, whichever is smaller, becomes TC=1 (an uncapped 65535 made a
    * 47-byte query draw 61 KB: a ×1300 amplifier).
    */
-  private fit(answer: Buffer, q: Query, peer: DnsPeer, s: Snapshot): Buffer {
-    if (q.hasOpt && s.maxUdpSize !== EDNS_UDP_SIZE) advertiseUdpSize(answer, q.questionEnd, s.maxUdpSize);
+  private fit(answer: Buffer, q: Query, peer: DnsPeer, s: DnsGeneration): Buffer {
+    const max = s.config.dns.maxUdpSize;
+    if (q.hasOpt && max !== EDNS_UDP_SIZE) advertiseUdpSize(answer, q.questionEnd, max);
     if (peer.proto !== 'udp') return answer;
-    const limit = Math.min(q.udpSize, s.maxUdpSize);
+    const limit = Math.min(q.udpSize, max);
     return answer.length > limit ? truncateForUdp(answer, limit) : answer;
   }
 
-  /** `s` is the snapshot that decided: after a reload during an upstream wait, rule ids of the new one differ. */
-  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: Snapshot, ruleId: number,
+  /** `s` is the generation that decided: after a reload during an upstream wait, rule ids of the new one differ. */
+  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, ruleId: number,
     cname: string | null): Buffer {
     this.stats.count(peer.proto, 'blocked');
     const ev = this.event(q, peer, who, group, s.policy.describe(ruleId), group.answer);

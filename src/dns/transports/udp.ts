@@ -10,12 +10,14 @@ import type { ListenAddress } from '../../config/types.js';
 import type { AppLogger } from '../../log/logger.js';
 import type { Listener } from '../../net/listener.js';
 import type { DnsPipeline } from '../pipeline.js';
-import { RateVerdict } from '../rate-limit.js';
+import { RateVerdict, type ResponseRateLimiter } from '../rate-limit.js';
 import { bareTruncated } from '../../wire/write.js';
 
 export interface UdpOptions {
   /** SO_RCVBUF and SO_SNDBUF (config dns.udpBufferBytes). */
   readonly bufferBytes: number;
+  /** The current generation's dns.rateLimit (a reload may replace it). */
+  readonly rateLimiter: () => ResponseRateLimiter;
 }
 
 export class UdpTransport implements Listener {
@@ -45,7 +47,7 @@ export class UdpTransport implements Listener {
     const reply = (bytes: Buffer | null, port: number, address: string): void => {
       if (bytes === null || transport?.closed === true) return;
       // response rate limiting: UDP answers only (a forged source can aim them), per client prefix
-      const verdict = pipeline.snapshot.rateLimiter.check(address);
+      const verdict = opts.rateLimiter().check(address);
       if (verdict === RateVerdict.Drop) return;
       try {
         socket.send(verdict === RateVerdict.Slip ? bareTruncated(bytes) : bytes, port, address);
