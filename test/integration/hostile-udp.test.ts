@@ -150,8 +150,10 @@ t.test('finding 2: by default (1000/s per /24) a burst of 500 from one /24 is al
   const s = await server(t);
   await query({ server: s.server, proto: 'udp', name: 'www.example.org', type: 'A' });
   const got = await flood(s.port, [`${FLOOD_NET}.9`], 500);
-  t.equal(got.full, 500);
-  t.equal((await s.runtime.udpStats()).rateLimitDropped, 0);
+  const stats = await s.runtime.udpStats();
+  t.match(stats, { rateLimitDropped: 0, rateLimitSlipped: 0 }, 'the limiter let every answer through');
+  t.equal(got.truncated, 0);
+  t.ok(got.full > 400, `${got.full} answers came back (a loaded machine may lose a few in the kernel, not the limiter)`);
 });
 
 t.test('finding 3: 4 MiB socket buffers by default; the kernel\'s receive-queue drops on our socket are counted', async (t) => {
