@@ -113,9 +113,12 @@ async function flood(port: number, sources: string[], count: number): Promise<{ 
   for (const sock of sockets) sock.on('message', () => (last = performance.now()));
   for (let i = 0; i < count; i++) for (const sock of sockets) sock.send(q, port, '127.0.0.1');
   last = performance.now();
-  // until answers stop coming (a loaded machine is slow to get through them), at most 5 s
+  // until every answer is in or none came for a second (a loaded machine is slow to get through them), at most 8 s
   const started = performance.now();
-  while (performance.now() - last < 300 && performance.now() - started < 5000) await new Promise((r) => setTimeout(r, 50));
+  const all = sources.length * count;
+  while (got.full + got.truncated < all && performance.now() - last < 1000 && performance.now() - started < 8000) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   for (const sock of sockets) sock.close();
   return got;
 }
