@@ -10,11 +10,10 @@ import type { ClientIdentity, Peer, Proto } from '../net/peer.js';
 import type { BlockLog, LogEvent } from '../log/block-log.js';
 import type { GroupPolicy, Policy, RuleInfo } from '../policy/policy.js';
 import type { Identifier } from '../identity/identify.js';
-import type { Resolver } from '../resolver/resolver.js';
+import type { Resolver, ResolvedAnswer } from '../resolver/resolver.js';
 import type { ResponseRateLimiter } from './rate-limit.js';
 import { readQuery, ParseFailure, type Query } from '../wire/read.js';
 import { advertiseUdpSize, EDNS_UDP_SIZE, errorReply, truncateForUdp, RCODE } from '../wire/write.js';
-import { readAnswer } from '../wire/answer.js';
 import { qtypeName } from '../wire/qtype.js';
 import type { AppLogger } from '../log/logger.js';
 import { Throttle } from '../log/throttle.js';
@@ -86,17 +85,17 @@ export class DnsPipeline {
     const ruleId = s.policy.blockRule(group, q.qname);
     if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, null);
 
-    const answer = s.resolver.resolve(buf, q);
-    if (Buffer.isBuffer(answer)) {
+    const answer = s.resolver.resolveAnswer(buf, q);
+    if (!(answer instanceof Promise)) {
       this.stats.count(peer.proto, 'cached');
       return this.inspect(answer, buf, q, peer, who, group, s);
     }
     this.inFlight++;
     return answer.then(
-      (bytes) => {
+      (resolved) => {
         this.inFlight--;
         this.stats.count(peer.proto, 'forwarded');
-        return this.inspect(bytes, buf, q, peer, who, group, s);
+        return this.inspect(resolved, buf, q, peer, who, group, s);
       },
       (err: unknown) => {
         this.inFlight--;
@@ -109,16 +108,14 @@ export class DnsPipeline {
   }
 
   /** Inspection runs after the cache on purpose: a cached answer fetched for a guest is re-checked for this client. */
-  private inspect(answer: Buffer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration): Buffer {
+  private inspect(resolved: ResolvedAnswer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration): Buffer {
     if (group.blockMask !== 0) {
-      const info = readAnswer(answer);
-      if (info !== null) {
-        for (const target of info.aliasTargets) {
-          const ruleId = s.policy.blockRule(group, target);
-          if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, target);
-        }
+      for (const target of resolved.aliasTargets) {
+        const ruleId = s.policy.blockRule(group, target);
+        if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, target);
       }
     }
+    const answer = resolved.bytes;
     if (s.config.log.queries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
     return this.fit(answer, q, peer, s);
   }
