@@ -76,6 +76,8 @@ function dnsSection(dir: string) {
       .describe('0x20: random letter case in upstream questions; answers must echo it (Unbound use-caps-for-id)'),
     workers: z.union([int(1, 256), z.literal('auto')], { error: 'must be a positive integer or "auto"' }).default(1)
       .describe('processes serving DNS (SO_REUSEPORT); "auto" = one per core'),
+    udpBatch: oneOf(['auto', 'off']).default('auto')
+      .describe('UDP in batches (recvmmsg/sendmmsg, native addon) where it built and the kernel has the calls; off: node:dgram'),
     ddr: z.strictObject({ target: hostname() })
       .optional().describe('RFC 9462: _dns.resolver.arpa SVCB advertises the DoT/DoH listeners under this name'),
   }).superRefine((d, ctx) => {
