@@ -5,6 +5,7 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const only = process.argv.slice(2);
 const benches = [
   ['match.mjs', ['--expose-gc']],
+  ['pipeline.mjs', []],
   ['dns.mjs', []],
   ['doh.mjs', []],
   ['tls.mjs', []],

@@ -1,7 +1,7 @@
 /**
  * `appfence check`: the decision the policy takes for a client, told in full. It builds the same
  * Generation as `serve` and runs the same identify → decide code as the DNS pipeline
- * (Identifier.identify, then Policy.explain, which is blockRule told verbosely).
+ * (Identifier.identify, then Policy.explain, which is blockingRuleId told verbosely).
  */
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';

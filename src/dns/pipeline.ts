@@ -8,7 +8,8 @@
  */
 import type { ClientIdentity, Peer, Proto } from '../net/peer.js';
 import type { BlockLog, LogEvent } from '../log/block-log.js';
-import type { GroupPolicy, Policy, RuleInfo } from '../policy/policy.js';
+import type { GroupPolicy, Policy, RuleId, RuleInfo } from '../policy/policy.js';
+import { Sinkhole } from '../wire/sinkhole.js';
 import type { Identifier } from '../identity/identify.js';
 import type { Resolver, ResolvedAnswer } from '../resolver/resolver.js';
 import type { ResponseRateLimiter } from './rate-limit.js';
@@ -31,7 +32,7 @@ export interface DnsPeer extends Peer {
  */
 export interface DnsGeneration {
   /** dns.maxUdpSize: UDP answers never exceed it (TC=1 beyond), and every OPT of ours advertises it. */
-  readonly config: { readonly log: { readonly queries: boolean }; readonly dns: { readonly maxUdpSize: number } };
+  readonly config: { readonly log: { readonly queries: boolean }; readonly dns: { readonly blockedTtl: number; readonly maxUdpSize: number } };
   readonly policy: Policy;
   readonly identifier: Identifier;
   readonly resolver: Resolver;
@@ -69,8 +70,14 @@ export class DnsPipeline {
   /** Queries waiting on an upstream; shutdown drains them. */
   inFlight = 0;
   private readonly servfailLog = new Throttle(5000);
+  /** The DNS answer of each group (by GroupPolicy.index) of the generation last seen: built once per generation. */
+  private sinkholesOf: DnsGeneration | null = null;
+  private sinkholes: readonly Sinkhole[] = [];
+  private readonly sinkholesByGeneration = new WeakMap<DnsGeneration, readonly Sinkhole[]>();
 
-  constructor(private readonly current: CurrentGeneration, private readonly blockLog: BlockLog, private readonly log: AppLogger) {}
+  /** `refused`: told each client refused by access.allow (the throttled summary, log/refused-clients.ts). */
+  constructor(private readonly current: CurrentGeneration, private readonly blockLog: BlockLog, private readonly log: AppLogger,
+    private readonly refused?: { note(address: string): void }) {}
 
   /**
    * `transient`: `buf` is valid only during this call (a slot of the batched UDP socket's shared
@@ -84,10 +91,11 @@ export class DnsPipeline {
     const who = s.identifier.identify(peer);
     if (who === null) {
       this.stats.count(peer.proto, 'refused');
+      this.refused?.note(peer.address);
       return this.fit(errorReply(buf, q, RCODE.REFUSED), q, peer, s);
     }
     const group = s.policy.group(who.group);
-    const ruleId = s.policy.blockRule(group, q.qname);
+    const ruleId = s.policy.blockingRuleId(group, q.qname);
     if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, null);
 
     let kept = buf;
@@ -116,9 +124,10 @@ export class DnsPipeline {
   /** Inspection runs after the cache on purpose: a cached answer fetched for a guest is re-checked for this client. */
   private inspect(resolved: ResolvedAnswer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration): Buffer {
     if (group.blockMask !== 0) {
-      for (const target of resolved.aliasTargets) {
-        const ruleId = s.policy.blockRule(group, target);
-        if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, target);
+      const blocked = s.policy.firstBlockedAlias(group, resolved.aliasTargets);
+      if (blocked >= 0) {
+        const target = resolved.aliasTargets[blocked]!;
+        return this.sinkhole(buf, q, peer, who, group, s, s.policy.blockingRuleId(group, target), target);
       }
     }
     const answer = resolved.bytes;
@@ -140,13 +149,26 @@ export class DnsPipeline {
   }
 
   /** `s` is the generation that decided: after a reload during an upstream wait, rule ids of the new one differ. */
-  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, ruleId: number,
+  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, ruleId: RuleId,
     cname: string | null): Buffer {
     this.stats.count(peer.proto, 'blocked');
     const ev = this.event(q, peer, who, group, s.policy.describe(ruleId), group.answer);
     if (cname !== null) ev.cname = cname;
     this.blockLog.block(peer.proto, ev);
-    return this.fit(group.sinkhole.answer(buf, q), q, peer, s);
+    return this.fit(this.sinkholesFor(s)[group.index]!.answer(buf, q), q, peer, s);
+  }
+
+  private sinkholesFor(s: DnsGeneration): readonly Sinkhole[] {
+    if (this.sinkholesOf === s) return this.sinkholes;
+    // a block decided by the previous generation (its upstream wait spanned a reload) keeps that one's answers
+    let built = this.sinkholesByGeneration.get(s);
+    if (built === undefined) {
+      built = s.policy.groups.map((g) => new Sinkhole(g.mode, s.config.dns.blockedTtl));
+      this.sinkholesByGeneration.set(s, built);
+    }
+    this.sinkholesOf = s;
+    this.sinkholes = built;
+    return built;
   }
 
   private event(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, rule: RuleInfo | null, answer: string): LogEvent {

@@ -19,6 +19,9 @@ export type CertRejection = 'no certificate' | 'not signed by clientCerts.ca' | 
 
 export type PemVerdict = { identity: CertIdentity } | { identity?: undefined; reason: CertRejection };
 
+/** A presented certificate's verdict on a TLS socket; `reason` is OpenSSL's code when its chain check failed. */
+export type SocketVerdict = { identity: CertIdentity } | { identity?: undefined; cert: X509Certificate; reason: CertRejection | string };
+
 const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
 /** Deeper chains than this are not device PKIs; stop rather than walk a crafted bundle. */
 const MAX_CHAIN_DEPTH = 8;
@@ -132,11 +135,16 @@ export class CertificateIdentifier {
    * function alone decides, whatever options the listener was built with.
    */
   identifySocket(socket: TLSSocket): CertIdentity | undefined {
-    if (!socket.authorized) return undefined;
+    return this.judgeSocket(socket)?.identity;
+  }
+
+  /** identifySocket with the reason a presented certificate was not taken; undefined when none was presented. */
+  judgeSocket(socket: TLSSocket): SocketVerdict | undefined {
     const cert = socket.getPeerX509Certificate();
     if (cert === undefined) return undefined;
+    if (!socket.authorized) return { cert, reason: String(socket.authorizationError ?? 'not signed by clientCerts.ca') };
     const verdict = this.judgeLeaf(cert, Date.now());
-    return typeof verdict === 'string' ? undefined : verdict;
+    return typeof verdict === 'string' ? { cert, reason: verdict } : { identity: verdict };
   }
 
   /** The same decision for PEM text (leaf first, optional intermediates after), with the reason when there is none. */

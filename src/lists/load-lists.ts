@@ -1,30 +1,23 @@
 /**
- * Reads the configured lists (files or URLs) and parses them into compact rule storage that the
- * domain index is built from. One million rules must stay small: names go into one string (each
- * followed by '\n'), everything else into typed arrays. A bad line is collected, never fatal; an
+ * Reads the configured lists (files or URLs) and parses them into compact rule storage
+ * (match/rule-store.ts) that the domain index is built from. A bad line is collected, never fatal; an
  * unreadable source is (ListSourceError), so a reload keeps the running lists instead.
  */
 import type { ListConfig } from '../config/types.js';
 import { parseInto, type IpRule, type RejectedLine, type RuleSink } from './parse-line.js';
 import { readSource } from './source.js';
+import { ruleInfo, type RuleList, type RuleStore } from '../match/rule-store.js';
+import { errorPageReason, shrinkReason } from './sanity.js';
+import { ListSourceError } from '../errors.js';
 
-/** Rule i: name = names[starts[i] .. next '\n'), info = kind | exception << 2 | format << 3. */
-export interface RuleStore {
-  readonly count: number;
-  readonly names: string;
-  readonly starts: Int32Array;
-  readonly info: Uint8Array;
-  readonly lines: Int32Array;
-  /** Index into LoadedList.sources. */
-  readonly sourceIndex: Uint16Array;
-}
-
-export interface LoadedList {
+export interface LoadedList extends RuleList {
   readonly name: string;
   readonly sources: readonly string[];
   readonly match: 'auto' | 'subtree';
   readonly rules: RuleStore;
   readonly ruleCount: number;
+  /** Rules each source gave, in `sources` order (the sanity check compares them across reloads). */
+  readonly sourceRuleCounts: readonly number[];
   /** Bare IPs and CIDRs, kept for the proxy's raw-IP checks; DNS does not use them. */
   readonly ipRules: readonly (IpRule & { readonly source: string })[];
   /** The first MAX_KEPT_REJECTS rejected lines; rejectCount has the true total. */
@@ -35,15 +28,61 @@ export interface LoadedList {
 /** A garbage source (an HTML error page, a binary) must not turn into a million reject objects. */
 export const MAX_KEPT_REJECTS = 1000;
 
-export const INFO_EXCEPTION = 4;
 
-export async function loadLists(lists: readonly ListConfig[],
-  opts: { timeoutMs?: number; onWarning?: (msg: string) => void } = {}): Promise<LoadedList[]> {
+/** A source whose new copy was not believed (lists/sanity.ts); its list kept its last good copy. */
+export interface RefusedSource {
+  readonly list: string;
+  readonly source: string;
+  readonly reason: string;
+  readonly rules: number;
+  readonly lastGoodRules: number;
+}
+
+export interface LoadOptions {
+  timeoutMs?: number;
+  onWarning?: (msg: string) => void;
+  /** The running lists (on reload): a source's new copy is checked against its last good one. */
+  previous?: readonly LoadedList[];
+  onRefused?: (refused: RefusedSource) => void;
+}
+
+export async function loadLists(lists: readonly ListConfig[], opts: LoadOptions = {}): Promise<LoadedList[]> {
   // Downloads overlap; parsing stays in config order so rule ids are stable across reloads.
   const texts = await Promise.all(lists.map((list) =>
     Promise.all(list.sources.map((source) => readSource(source, opts)))));
-  return lists.map((list, i) => listFromTexts(list.name,
-    list.sources.map((source, j) => ({ source, text: texts[i]?.[j] ?? '' })), list.match));
+  const previous = new Map((opts.previous ?? []).map((l) => [l.name, l]));
+  return lists.map((list, i) => {
+    const loaded = listFromTexts(list.name, list.sources.map((source, j) => ({ source, text: texts[i]?.[j] ?? '' })), list.match);
+    return believable(loaded, texts[i] ?? [], previous.get(list.name), opts.onRefused);
+  });
+}
+
+/**
+ * The list as loaded, or its last good copy when one of its sources is not believable. A list
+ * emptied altogether by a copy that is no error page is left to the reload's own check (it refuses
+ * the whole reload, runtime/generation.ts). Without a
+ * last good copy (start-up, a source new to the list) an error page is an error, not a list.
+ */
+function believable(loaded: LoadedList, texts: readonly string[], last: LoadedList | undefined,
+  onRefused: LoadOptions['onRefused']): LoadedList {
+  const emptied = loaded.ruleCount === 0;
+  for (const [j, source] of loaded.sources.entries()) {
+    const rules = loaded.sourceRuleCounts[j] ?? 0;
+    const k = last?.sources.indexOf(source) ?? -1;
+    const lastGoodRules = k < 0 ? undefined : last?.sourceRuleCounts[k];
+    const reason = errorPageReason(texts[j] ?? '') ?? (lastGoodRules === undefined || emptied ? null : shrinkReason(rules, lastGoodRules));
+    if (reason === null) continue;
+    if (last === undefined || lastGoodRules === undefined || !sameSources(last, loaded)) {
+      throw new ListSourceError(source, `${reason} (${rules} rules); refused`);
+    }
+    onRefused?.({ list: loaded.name, source, reason, rules, lastGoodRules });
+    return last;
+  }
+  return loaded;
+}
+
+function sameSources(a: LoadedList, b: LoadedList): boolean {
+  return a.match === b.match && a.sources.length === b.sources.length && a.sources.every((s, i) => s === b.sources[i]);
 }
 
 /** Parses already-read texts into one list (no I/O): the loader's second half, also for tests and benches. */
@@ -63,13 +102,9 @@ export function listFromTexts(name: string, entries: readonly { source: string; 
     parseInto(text, match === 'subtree', builder);
   });
   const rules = builder.finish();
-  return { name, sources: entries.map((e) => e.source), match, rules, ruleCount: rules.count, ipRules, rejects, rejectCount };
-}
-
-/** The name of rule i of a store (cold path: describe, tests). */
-export function ruleName(store: RuleStore, i: number): string {
-  const start = store.starts[i] ?? 0;
-  return store.names.slice(start, store.names.indexOf('\n', start));
+  const sourceRuleCounts = entries.map(() => 0);
+  for (let i = 0; i < rules.count; i++) sourceRuleCounts[rules.sourceIndex[i]!]!++;
+  return { name, sources: entries.map((e) => e.source), match, rules, ruleCount: rules.count, sourceRuleCounts, ipRules, rejects, rejectCount };
 }
 
 class RuleStoreBuilder implements RuleSink {
@@ -89,7 +124,7 @@ class RuleStoreBuilder implements RuleSink {
     if (this.used + (end - start) + 1 > this.bytes.length) this.growBytes(end - start + 1);
     const i = this.count++;
     this.starts[i] = this.used;
-    this.info[i] = kind | (exception ? INFO_EXCEPTION : 0) | (format << 3);
+    this.info[i] = ruleInfo(kind, exception, format);
     this.lines[i] = line;
     this.sources[i] = this.sourceIndex;
     // Names are ASCII here (IDNs already converted), so lowercasing is one bit.

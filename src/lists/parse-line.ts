@@ -6,24 +6,16 @@
  */
 import { isIP } from 'node:net';
 import { NAME_INVALID, NAME_NON_ASCII, normalizeName, scanName } from '../match/normalize.js';
+import {
+  FORMAT_ADBLOCK, FORMAT_ADBLOCK_BELOW, FORMAT_HOSTS, FORMAT_PLAIN, FORMAT_WILDCARD, KIND_BELOW, KIND_EXACT, KIND_NAMES,
+  KIND_SUBTREE, type RuleKind,
+} from '../match/rule-store.js';
 
-export type RuleKind = 'subtree' | 'exact' | 'below';
+export type { RuleKind } from '../match/rule-store.js';
 export interface DomainRule { name: string; kind: RuleKind; exception: boolean; line: number }
 export interface IpRule { cidr: string; line: number }
 export interface RejectedLine { source: string; line: number; text: string; reason: string }
 
-/** Rule kinds as stored in compact form. */
-export const KIND_SUBTREE = 0;
-export const KIND_EXACT = 1;
-export const KIND_BELOW = 2;
-export const KIND_NAMES: readonly RuleKind[] = ['subtree', 'exact', 'below'];
-
-/** How a rule was written, so it can be shown back to an admin in that form. */
-export const FORMAT_PLAIN = 0;          // tiktok.com
-export const FORMAT_WILDCARD = 1;       // *.tiktok.com
-export const FORMAT_ADBLOCK = 2;        // ||tiktok.com^
-export const FORMAT_ADBLOCK_BELOW = 3;  // ||*.tiktok.com^
-export const FORMAT_HOSTS = 4;          // 0.0.0.0 tiktok.com
 
 export interface RuleSink {
   /** text[start, end) is a valid name that at most needs ASCII lowercasing. */

@@ -6,12 +6,11 @@
  */
 import { ConfigError } from '../errors.js';
 import {
-  FORMAT_ADBLOCK, FORMAT_ADBLOCK_BELOW, FORMAT_HOSTS, FORMAT_WILDCARD, KIND_BELOW, KIND_EXACT,
-} from '../lists/parse-line.js';
-import { INFO_EXCEPTION, ruleName, type LoadedList } from '../lists/load-lists.js';
+  FORMAT_ADBLOCK, FORMAT_ADBLOCK_BELOW, FORMAT_HOSTS, FORMAT_WILDCARD, INFO_EXCEPTION, KIND_BELOW, KIND_EXACT, MAX_LISTS,
+  infoFormat, ruleName, type RuleList,
+} from './rule-store.js';
 
-/** Bit 31 would make masks negative; 31 lists is far beyond any real config. */
-export const MAX_LISTS = 31;
+export { MAX_LISTS } from './rule-store.js';
 
 const DOT = 46;
 // ruleInfo byte: kind (2 bits) | exception (1 bit) | list (5 bits).
@@ -29,7 +28,7 @@ function mix(h: number): number {
 
 export class DomainIndex {
   readonly ruleCount: number;
-  private readonly lists: readonly LoadedList[];
+  private readonly lists: readonly RuleList[];
   private readonly listBase: Int32Array;
   /** Lists that have at least one rule / one exception: lets match() skip work. */
   private readonly usedMask: number;
@@ -58,14 +57,14 @@ export class DomainIndex {
   private readonly ruleInfo: Uint8Array;
   private readonly texts: readonly string[];
 
-  static build(lists: readonly LoadedList[]): DomainIndex {
+  static build(lists: readonly RuleList[]): DomainIndex {
     if (lists.length > MAX_LISTS) {
       throw new ConfigError('lists', `at most ${MAX_LISTS} lists can be used at once (got ${lists.length}); merge sources into fewer lists`);
     }
     return new DomainIndex(lists);
   }
 
-  private constructor(lists: readonly LoadedList[]) {
+  private constructor(lists: readonly RuleList[]) {
     this.lists = lists;
     this.texts = lists.map((l) => l.rules.names);
     this.listBase = new Int32Array(lists.length + 1);
@@ -235,7 +234,7 @@ export class DomainIndex {
     const r = ruleId - this.listBase[list]!;
     const info = store.info[r]!;
     const name = ruleName(store, r);
-    const format = info >>> 3;
+    const format = infoFormat(info);
     const text = format === FORMAT_ADBLOCK ? `||${name}^`
       : format === FORMAT_ADBLOCK_BELOW ? `||*.${name}^`
         : format === FORMAT_WILDCARD ? `*.${name}`

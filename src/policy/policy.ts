@@ -1,23 +1,29 @@
 /**
  * The one policy engine both front ends ask: "may this client's group reach this name?".
  * Compiled once per config/lists load into per-group list masks over one shared DomainIndex;
- * at query time `blockRule` is two integer-returning index walks and allocates nothing.
+ * at query time `blockingRuleId` is two integer-returning index walks and allocates nothing.
  * Allow beats block: a rule from any of the group's `allow` lists wins over every block rule.
+ * No protocol bytes here: the policy answers rule ids; each front end owns its answer (the DNS
+ * sinkholes, the proxy's block page), kept per group in arrays indexed by `GroupPolicy.index`.
  */
 import type { BlockMode, Config, GroupConfig } from '../config/types.js';
 import { DomainIndex } from '../match/domain-index.js';
 import type { LoadedList } from '../lists/load-lists.js';
-import { Sinkhole } from '../wire/sinkhole.js';
 import { LRUCache } from 'lru-cache';
 
+/** A rule's id in the policy's index; -1 (NO_RULE) means allowed. */
+export type RuleId = number;
+export const NO_RULE: RuleId = -1;
+
 export interface GroupPolicy {
+  /** Position in Policy.groups (config order, `default` last): front ends keep per-group arrays by it. */
+  readonly index: number;
   readonly name: string;
   readonly allowMask: number;
   readonly blockMask: number;
   readonly mode: BlockMode;
   /** The mode as the block log and `check` print it: null, nxdomain, refused, ip. */
   readonly answer: string;
-  readonly sinkhole: Sinkhole;
 }
 
 export interface RuleInfo {
@@ -45,19 +51,23 @@ export function answerName(mode: BlockMode): string {
 export class Policy {
   readonly index: DomainIndex;
   readonly lists: readonly LoadedList[];
-  private readonly groups: Map<string, GroupPolicy>;
+  /** Every group, by index: config order, then `default`. */
+  readonly groups: readonly GroupPolicy[];
+  private readonly byName: Map<string, GroupPolicy>;
   readonly defaultGroup: GroupPolicy;
   /** Blocks repeat the same few rules: describe each once rather than per logged block. */
   private readonly described = new LRUCache<number, RuleInfo>({ max: 10_000 });
 
-  private constructor(index: DomainIndex, lists: readonly LoadedList[], groups: Map<string, GroupPolicy>, def: GroupPolicy) {
+  private constructor(index: DomainIndex, lists: readonly LoadedList[], groups: readonly GroupPolicy[]) {
     this.index = index;
     this.lists = lists;
     this.groups = groups;
-    this.defaultGroup = def;
+    this.byName = new Map(groups.map((g) => [g.name, g]));
+    this.defaultGroup = groups[groups.length - 1]!;
   }
 
-  static compile(config: Config, lists: readonly LoadedList[]): Policy {
+  /** Reads `groups` and `default` only: what a name is blocked by, not how a front end answers it. */
+  static compile(config: Pick<Config, 'groups' | 'default'>, lists: readonly LoadedList[]): Policy {
     const index = DomainIndex.build(lists);
     const position = new Map(lists.map((l, i) => [l.name, i] as const));
     const maskOf = (names: readonly string[]): number => {
@@ -70,36 +80,43 @@ export class Policy {
       }
       return mask;
     };
-    const compileGroup = (g: GroupConfig): GroupPolicy =>
+    const compileGroup = (g: GroupConfig, index: number): GroupPolicy =>
       Object.freeze({
+        index,
         name: g.name,
         allowMask: maskOf(g.allow),
         blockMask: maskOf(g.block),
         mode: g.mode,
         answer: answerName(g.mode),
-        sinkhole: new Sinkhole(g.mode, config.dns.blockedTtl),
       });
-    const groups = new Map<string, GroupPolicy>();
-    for (const g of config.groups) groups.set(g.name, compileGroup(g));
-    const def = compileGroup(config.default);
-    groups.set(def.name, def);
-    return new Policy(index, lists, groups, def);
+    const groups = [...config.groups, config.default].map(compileGroup);
+    return new Policy(index, lists, groups);
   }
 
   group(name: string): GroupPolicy {
-    return this.groups.get(name) ?? this.defaultGroup;
+    return this.byName.get(name) ?? this.defaultGroup;
   }
 
-  /** Id of the block rule that applies, or -1 when the name is allowed. Hot path: no allocation. */
-  blockRule(group: GroupPolicy, name: string): number {
-    if (group.blockMask === 0) return -1;
+  /** Id of the block rule that applies to `name`, or NO_RULE when it is allowed. Hot path: no allocation. */
+  blockingRuleId(group: GroupPolicy, name: string): RuleId {
+    if (group.blockMask === 0) return NO_RULE;
     const blockId = this.index.match(name, group.blockMask);
-    if (blockId < 0) return -1;
-    if (group.allowMask !== 0 && this.index.match(name, group.allowMask) >= 0) return -1;
+    if (blockId < 0) return NO_RULE;
+    if (group.allowMask !== 0 && this.index.match(name, group.allowMask) >= 0) return NO_RULE;
     return blockId;
   }
 
-  describe(ruleId: number): RuleInfo {
+  /**
+   * Index into `targets` of the first blocked alias (CNAME/DNAME target), or -1: an allowed name
+   * whose answer leads to a blocked one is blocked too. The DNS inspection and the proxy's lookup ask this.
+   */
+  firstBlockedAlias(group: GroupPolicy, targets: readonly string[]): number {
+    if (group.blockMask === 0) return -1;
+    for (let i = 0; i < targets.length; i++) if (this.blockingRuleId(group, targets[i]!) >= 0) return i;
+    return -1;
+  }
+
+  describe(ruleId: RuleId): RuleInfo {
     let info = this.described.get(ruleId);
     if (info === undefined) {
       const d = this.index.describe(ruleId);
@@ -109,7 +126,7 @@ export class Policy {
     return info;
   }
 
-  /** The same decision as blockRule, told in full for `appfence check` and the logs. */
+  /** The same decision as blockingRuleId, told in full for `appfence check` and the logs. */
   explain(group: GroupPolicy, name: string): Explanation {
     const blockId = group.blockMask === 0 ? -1 : this.index.match(name, group.blockMask);
     const allowId = group.allowMask === 0 ? -1 : this.index.match(name, group.allowMask);

@@ -45,7 +45,7 @@ export function decideTarget(ctx: DecisionContext, peer: ProxyPeer, target: Targ
     if (rule !== null) return { kind: 'blocked', who, group, rule };
     return { kind: 'allowed', who, group, address: target.host };
   }
-  const ruleId = policy.blockRule(group, target.host);
+  const ruleId = policy.blockingRuleId(group, target.host);
   if (ruleId >= 0) return { kind: 'blocked', who, group, rule: policy.describe(ruleId) };
   return resolveAndInspect(ctx, who, group, target.host);
 }
@@ -60,9 +60,10 @@ async function resolveAndInspect(ctx: DecisionContext, who: ClientIdentity, grou
       const v6 = await ctx.resolver.lookup(name, 6);
       found = { addresses: v6.addresses, aliasTargets: [...found.aliasTargets, ...v6.aliasTargets], rcode: v6.rcode };
     }
-    for (const alias of found.aliasTargets) {
-      const ruleId = policy.blockRule(group, alias);
-      if (ruleId >= 0) return { kind: 'blocked', who, group, rule: policy.describe(ruleId), cname: alias };
+    const blocked = policy.firstBlockedAlias(group, found.aliasTargets);
+    if (blocked >= 0) {
+      const alias = found.aliasTargets[blocked]!;
+      return { kind: 'blocked', who, group, rule: policy.describe(policy.blockingRuleId(group, alias)), cname: alias };
     }
     const address = found.addresses[0];
     if (address === undefined) {

@@ -44,7 +44,12 @@ export interface Generation {
 
 export async function buildGeneration(config: Config, log: AppLogger, previous?: Generation): Promise<Generation> {
   const listLog = log.child({ component: 'lists' });
-  const lists = await loadLists(config.lists, { onWarning: (msg) => listLog.warn({ detail: msg }, 'list source warning') });
+  const lists = await loadLists(config.lists, {
+    onWarning: (msg) => listLog.warn({ detail: msg }, 'list source warning'),
+    previous: previous?.policy.lists,
+    onRefused: (r) => listLog.warn({ list: r.list, source: r.source, rules: r.rules, lastGoodRules: r.lastGoodRules, reason: r.reason },
+      `list source refused: ${r.reason}; keeping the last good copy`),
+  });
   reportRejects(lists, listLog);
   if (previous !== undefined) refuseEmptiedLists(previous.policy, lists);
   const policy = Policy.compile(config, lists);

@@ -20,6 +20,8 @@ import { DohTransport } from '../dns/transports/doh.js';
 import type { CertIdentity } from '../net/peer.js';
 import type { Listener } from '../net/listener.js';
 import { BlockLog } from '../log/block-log.js';
+import { RefusedClients } from '../log/refused-clients.js';
+import { CertRejections, rejectionReason } from '../identity/cert-rejections.js';
 import { ConfigError } from '../errors.js';
 import type { AppLogger } from '../log/logger.js';
 import { ProxyHandler } from '../proxy/handler.js';
@@ -66,6 +68,10 @@ export class Runtime {
   private gen: Generation;
   readonly pipeline: DnsPipeline;
   readonly blockLog: BlockLog;
+  /** Clients refused by access.allow: `total` for metrics, a throttled summary per /24 or /56 in the app log. */
+  readonly refusedClients: RefusedClients;
+  /** Device certificates presented but not taken: `counts` by reason for metrics, a throttled line per certificate. */
+  readonly certRejections: CertRejections;
   private readonly load: () => Promise<Config>;
   private readonly listeners: { readonly listener: Listener; readonly role: ListenerRole }[] = [];
   private counts = { ok: 0, failed: 0, queued: 0, lastError: null as Error | null };
@@ -81,7 +87,9 @@ export class Runtime {
     this.gen = gen;
     this.blockLog = blockLog;
     this.load = load;
-    this.pipeline = new DnsPipeline(this, blockLog, log.child({ component: 'dns' }));
+    this.refusedClients = new RefusedClients(log.child({ component: 'access' }));
+    this.certRejections = new CertRejections(log.child({ component: 'identity' }));
+    this.pipeline = new DnsPipeline(this, blockLog, log.child({ component: 'dns' }), this.refusedClients);
   }
 
   static async start(config: Config, log: AppLogger, options: RuntimeOptions = {}): Promise<Runtime> {
@@ -155,7 +163,10 @@ export class Runtime {
 
   /** Certificate identity of a new TLS connection, judged by the generation current at handshake time. */
   private identifyTls(socket: TLSSocket): CertIdentity | undefined {
-    return this.gen.certs?.identifySocket(socket);
+    const verdict = this.gen.certs?.judgeSocket(socket);
+    if (verdict === undefined || verdict.identity !== undefined) return verdict?.identity;
+    this.certRejections.note(verdict.cert, rejectionReason(verdict.reason), socket.remoteAddress ?? '');
+    return undefined;
   }
 
   private async listen(): Promise<void> {
@@ -321,6 +332,7 @@ export class Runtime {
     await Promise.all(closed);
     this.proxyHandler?.close();
     retireGeneration(this.gen, null);
+    this.refusedClients.report();
     await this.blockLog.close();
   }
 }

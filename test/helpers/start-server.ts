@@ -18,13 +18,15 @@ export interface Started {
   server: { host: string; port: number };
   /** Block-log events written so far (flushes first). */
   events(): Record<string, unknown>[];
+  /** App-log lines at warn and above (with `appLog: true`; else always empty). */
+  appLog(): Record<string, unknown>[];
   writeConfig(yaml: string): string;
   close(): Promise<void>;
 }
 
 /** `yaml` may be a function of the temp dir, for configs that name files placed there by `prepare`. */
 export async function startServer(yamlOrFn: string | ((dir: string) => string), files: Record<string, string> = {},
-  prepare?: (dir: string) => void): Promise<Started> {
+  prepare?: (dir: string) => void, options: { appLog?: boolean } = {}): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'appfence-test-'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   prepare?.(dir);
@@ -34,7 +36,8 @@ export async function startServer(yamlOrFn: string | ((dir: string) => string), 
   const config = forceUdpPath(parseConfig(yaml, configPath, { ...process.env }));
   const blockFile = join(dir, 'blocks.log');
   const blockLog = new BlockLog({ destination: blockFile, reportIntervalMs: 50, sync: true });
-  const log = createAppLogger('silent');
+  const appLogFile = join(dir, 'app.log');
+  const log = options.appLog === true ? createAppLogger('warn', appLogFile) : createAppLogger('silent');
   const runtime = await Runtime.start(config, log, { blockLog });
   const expected = config.dns.udpBatch === 'off' ? 'dgram' : 'batch';
   if (runtime.udpPaths.some((p) => p !== expected)) {
@@ -51,6 +54,10 @@ export async function startServer(yamlOrFn: string | ((dir: string) => string), 
       blockLog.flush();
       if (!existsSync(blockFile)) return [];
       return readFileSync(blockFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
+    appLog() {
+      if (!existsSync(appLogFile)) return [];
+      return readFileSync(appLogFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     },
     writeConfig(text: string) {
       writeFileSync(configPath, text);

@@ -117,3 +117,44 @@ t.test('a reload abandoned by shutdown leaves the running generation alone', asy
   t.match((await pending)?.message, /shutting down/, 'told why');
   t.equal(af.runtime.generation, before, 'not swapped in after stop');
 });
+
+t.test('list sanity on reload: a one-word copy, an HTML page, a copy with under half the rules are refused; the last good copy stays', async (t) => {
+  const http = await import('node:http');
+  let page = 'tiktok.com\ntiktokv.com\ntiktokcdn.com\n';
+  const web = http.createServer((_req, res) => res.end(page));
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => web.close());
+  const url = `http://127.0.0.1:${(web.address() as import('node:net').AddressInfo).port}/tiktok.txt`;
+  const config = yaml('tiktok, mirror').replace('lists: { tiktok: { sources: ["tiktok.txt"] } }',
+    `lists: { tiktok: { sources: ["tiktok.txt"] }, mirror: { sources: ["${url}"] } }`);
+  const af = await startServer(config, { 'tiktok.txt': 'tiktok.com\ntiktokv.com\n' }, undefined, { appLog: true });
+  t.teardown(() => af.close());
+  const refusals = () => af.appLog().filter((l) => String(l['msg']).startsWith('list source refused'));
+
+  writeFileSync(join(af.dir, 'tiktok.txt'), 'Forbidden\n');
+  t.equal(await af.runtime.reload(), null, 'the reload goes ahead');
+  t.equal(await tiktokFor(af), '0.0.0.0', 'TikTok still blocked for managed devices');
+  t.match(refusals().pop(), { level: 'warn', list: 'tiktok', source: 'tiktok.txt', rules: 1, lastGoodRules: 2, reason: /single word "Forbidden"/ });
+  t.same(af.runtime.generation.policy.lists.map((l) => [l.name, l.ruleCount]), [['tiktok', 2], ['mirror', 3]]);
+
+  page = '<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>tiktok.com</body></html>';
+  t.equal(await af.runtime.reload(), null);
+  t.match(refusals().pop(), { list: 'mirror', source: url, lastGoodRules: 3, reason: /HTML/ }, 'the mirror\'s HTML page refused');
+  t.same(af.runtime.generation.policy.lists.map((l) => l.ruleCount), [2, 3]);
+
+  page = 'tiktok.com\n';
+  writeFileSync(join(af.dir, 'tiktok.txt'), 'tiktok.com\ntiktokv.com\ntiktokcdn.com\n');
+  t.equal(await af.runtime.reload(), null);
+  t.match(refusals().pop(), { list: 'mirror', rules: 1, lastGoodRules: 3, reason: /fewer than half/ });
+  t.same(af.runtime.generation.policy.lists.map((l) => l.ruleCount), [3, 3], 'the good file is taken, the shrunken download is not');
+
+  page = 'tiktok.com\ntiktokv.com\n';
+  const before = refusals().length;
+  t.equal(await af.runtime.reload(), null);
+  t.equal(refusals().length, before, 'two of three rules is believable');
+  t.same(af.runtime.generation.policy.lists.map((l) => l.ruleCount), [3, 2]);
+});
+
+t.test('a list that is an error page at start-up is an error, not a list', async (t) => {
+  await t.rejects(startServer(yaml('tiktok'), { 'tiktok.txt': 'Forbidden' }), { code: 'AF_ERR_LIST_SOURCE', message: /tiktok\.txt: is the single word "Forbidden"/ });
+});

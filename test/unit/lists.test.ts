@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { ListSourceError } from '../../src/errors.js';
 import { parseListText, type DomainRule } from '../../src/lists/parse-line.js';
-import { listFromTexts, loadLists, ruleName } from '../../src/lists/load-lists.js';
+import { listFromTexts, loadLists } from '../../src/lists/load-lists.js';
+import { ruleName } from '../../src/match/rule-store.js';
 import { readSource } from '../../src/lists/source.js';
 
 const fixtures = fileURLToPath(new URL('../fixtures/lists/', import.meta.url));
