@@ -49,7 +49,8 @@ export class ListSourceError extends AppfenceError {
   }
 }
 
-export type UpstreamFailure = 'timeout' | 'mismatch' | 'network' | 'truncated' | 'format';
+/** 'overload': not sent at all, the cap on outstanding upstream queries was reached. */
+export type UpstreamFailure = 'timeout' | 'mismatch' | 'network' | 'truncated' | 'format' | 'overload';
 
 /** One upstream try failed; the resolver moves on to the next upstream, then answers SERVFAIL. */
 export class UpstreamError extends AppfenceError {

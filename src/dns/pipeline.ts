@@ -12,8 +12,9 @@ import type { GroupPolicy, Policy, RuleId, RuleInfo } from '../policy/policy.js'
 import { Sinkhole } from '../wire/sinkhole.js';
 import type { Identifier } from '../identity/identify.js';
 import type { Resolver, ResolvedAnswer } from '../resolver/resolver.js';
+import type { ResponseRateLimiter } from './rate-limit.js';
 import { readQuery, ParseFailure, type Query } from '../wire/read.js';
-import { errorReply, truncateForUdp, RCODE } from '../wire/write.js';
+import { advertiseUdpSize, EDNS_UDP_SIZE, errorReply, truncateForUdp, RCODE } from '../wire/write.js';
 import { qtypeName } from '../wire/qtype.js';
 import type { AppLogger } from '../log/logger.js';
 import { Throttle } from '../log/throttle.js';
@@ -30,10 +31,13 @@ export interface DnsPeer extends Peer {
  * dns/ does not import runtime/. Everything in it is replaced together by a reload.
  */
 export interface DnsGeneration {
-  readonly config: { readonly log: { readonly queries: boolean }; readonly dns: { readonly blockedTtl: number } };
+  /** dns.maxUdpSize: UDP answers never exceed it (TC=1 beyond), and every OPT of ours advertises it. */
+  readonly config: { readonly log: { readonly queries: boolean }; readonly dns: { readonly blockedTtl: number; readonly maxUdpSize: number } };
   readonly policy: Policy;
   readonly identifier: Identifier;
   readonly resolver: Resolver;
+  /** dns.rateLimit, applied by the UDP transport to every answer it sends. */
+  readonly rateLimiter: ResponseRateLimiter;
 }
 
 /** Holds the generation serving now (the Runtime). */
@@ -88,7 +92,7 @@ export class DnsPipeline {
     if (who === null) {
       this.stats.count(peer.proto, 'refused');
       this.refused?.note(peer.address);
-      return errorReply(buf, q, RCODE.REFUSED);
+      return this.fit(errorReply(buf, q, RCODE.REFUSED), q, peer, s);
     }
     const group = s.policy.group(who.group);
     const ruleId = s.policy.blockingRuleId(group, q.qname);
@@ -112,7 +116,7 @@ export class DnsPipeline {
         this.stats.count(peer.proto, 'servfail');
         const count = this.servfailLog.hit();
         if (count > 0) this.log.warn({ count, last: { name: q.qname, qtype: qtypeName(q.qtype), error: String(err) } }, 'answered SERVFAIL: every upstream failed');
-        return errorReply(kept, q, RCODE.SERVFAIL);
+        return this.fit(errorReply(kept, q, RCODE.SERVFAIL), q, peer, s);
       },
     );
   }
@@ -128,7 +132,20 @@ export class DnsPipeline {
     }
     const answer = resolved.bytes;
     if (group.logQueries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
-    return peer.proto === 'udp' && answer.length > q.udpSize ? truncateForUdp(answer, q.udpSize) : answer;
+    return this.fit(answer, q, peer, s);
+  }
+
+  /**
+   * The last stage of every answer: our OPT advertises dns.maxUdpSize, and a UDP answer larger than the
+   * client's EDNS size or dns.maxUdpSize, whichever is smaller, becomes TC=1 (an uncapped 65535 made a
+   * 47-byte query draw 61 KB: a ×1300 amplifier).
+   */
+  private fit(answer: Buffer, q: Query, peer: DnsPeer, s: DnsGeneration): Buffer {
+    const max = s.config.dns.maxUdpSize;
+    if (q.hasOpt && max !== EDNS_UDP_SIZE) advertiseUdpSize(answer, q.questionEnd, max);
+    if (peer.proto !== 'udp') return answer;
+    const limit = Math.min(q.udpSize, max);
+    return answer.length > limit ? truncateForUdp(answer, limit) : answer;
   }
 
   /** `s` is the generation that decided: after a reload during an upstream wait, rule ids of the new one differ. */
@@ -138,7 +155,7 @@ export class DnsPipeline {
     const ev = this.event(q, peer, who, group, s.policy.describe(ruleId), group.answer);
     if (cname !== null) ev.cname = cname;
     this.blockLog.block(peer.proto, ev);
-    return this.sinkholesFor(s)[group.index]!.answer(buf, q);
+    return this.fit(this.sinkholesFor(s)[group.index]!.answer(buf, q), q, peer, s);
   }
 
   private sinkholesFor(s: DnsGeneration): readonly Sinkhole[] {

@@ -18,6 +18,7 @@ import { UpstreamError, type UpstreamFailure } from '../errors.js';
 import { isReferral } from '../wire/answer.js';
 import { HEADER_SIZE, type Query } from '../wire/read.js';
 import { upstreamQuery } from '../wire/write.js';
+import { tryOrder, UpstreamHealth, type UpstreamHealthView } from './upstream-health.js';
 
 export interface UpstreamOptions {
   timeoutMs: number;
@@ -30,6 +31,25 @@ export interface UpstreamOptions {
    */
   udpSockets?: number;
   udpSocketUses?: number;
+  /**
+   * Client queries waiting on the upstreams at once (default 1000), and tries waiting on one upstream
+   * (default 500). Past either cap a query is answered SERVFAIL at once (counted in `stats()`) instead of
+   * opening yet another socket: a random-name flood must not take every file descriptor and port.
+   */
+  maxOutstanding?: number;
+  maxOutstandingPerUpstream?: number;
+}
+
+export const DEFAULT_MAX_OUTSTANDING = 1000;
+export const DEFAULT_MAX_OUTSTANDING_PER_UPSTREAM = 500;
+
+/** Plain counters for metrics (see UpstreamHealthView for the per-upstream part). */
+export interface UpstreamStats {
+  /** Client queries waiting on an upstream now. */
+  readonly outstanding: number;
+  /** Queries answered SERVFAIL at once because of the total or every per-upstream cap. */
+  readonly overCapServfails: number;
+  readonly upstreams: readonly UpstreamHealthView[];
 }
 
 interface Pending {
@@ -50,7 +70,7 @@ interface PooledSocket {
   retired: boolean;
 }
 
-interface Target { readonly cfg: UpstreamConfig; readonly pool: PooledSocket[] }
+interface Target { readonly cfg: UpstreamConfig; readonly pool: PooledSocket[]; readonly health: UpstreamHealth }
 
 const RETRY_RCODES: Record<number, string> = { 2: 'SERVFAIL', 5: 'REFUSED' };
 
@@ -72,25 +92,62 @@ export class UpstreamClient {
   private readonly sockets = new Set<PooledSocket>();
   private readonly socketCount: number;
   private readonly socketUses: number;
+  private readonly maxOutstanding: number;
+  private readonly maxPerUpstream: number;
+  private outstanding = 0;
+  private overCapServfails = 0;
   private closed = false;
 
   constructor(upstreams: readonly UpstreamConfig[], private readonly opts: UpstreamOptions) {
     if (upstreams.length === 0) throw new Error('UpstreamClient needs at least one upstream');
-    this.targets = upstreams.map((cfg) => ({ cfg, pool: [] }));
+    this.targets = upstreams.map((cfg) => ({ cfg, pool: [], health: new UpstreamHealth(cfg.text) }));
     this.socketCount = opts.udpSockets ?? 1;
     this.socketUses = opts.udpSocketUses ?? 1;
+    this.maxOutstanding = opts.maxOutstanding ?? DEFAULT_MAX_OUTSTANDING;
+    this.maxPerUpstream = opts.maxOutstandingPerUpstream ?? DEFAULT_MAX_OUTSTANDING_PER_UPSTREAM;
+  }
+
+  stats(): UpstreamStats {
+    const now = performance.now();
+    return {
+      outstanding: this.outstanding,
+      overCapServfails: this.overCapServfails,
+      upstreams: this.targets.map((t) => t.health.view(now)),
+    };
   }
 
   /** `query` is the client's; only its question is sent on (see upstreamQuery). */
   async exchange(query: Buffer, q: Query): Promise<Buffer> {
+    if (this.outstanding >= this.maxOutstanding) throw this.overCap(`${this.outstanding} queries already wait on the upstreams`);
     const sent = upstreamQuery(query, q);
+    this.outstanding++;
+    try {
+      return await this.tryInOrder(sent, q);
+    } finally {
+      this.outstanding--;
+    }
+  }
+
+  private async tryInOrder(sent: Buffer, q: Query): Promise<Buffer> {
+    const now = performance.now();
+    for (const target of this.targets) if (target.health.dueForProbe(now)) this.probe(target, sent, q);
     let lastError: UpstreamError | null = null;
     let lastRcodeReply: Buffer | null = null;
-    for (const target of this.targets) {
+    let tried = 0;
+    for (const i of tryOrder(this.targets.map((t) => t.health), now)) {
       if (this.closed) break;
+      const target = this.targets[i]!;
+      const { health } = target;
+      if (health.outstanding >= this.maxPerUpstream) {
+        health.overCap++;
+        continue;
+      }
+      tried++;
       const started = performance.now();
+      health.outstanding++;
       try {
         const reply = await this.tryUpstream(target, sent, q);
+        health.answered(performance.now() - started, performance.now());
         const retryRcode = RETRY_RCODES[reply[3]! & 0xf];
         if (retryRcode !== undefined) {
           // Another upstream may do better; if none does, this answer (with any EDE it carries) is passed on.
@@ -104,16 +161,44 @@ export class UpstreamClient {
         return reply;
       } catch (err) {
         lastError = asUpstreamError(target.cfg.text, err);
+        // an answer we do not use (SERVFAIL, referral) still shows the server is alive: only silence and errors count
+        if (lastError.reason !== 'format') health.failed(performance.now());
         this.opts.onTry?.(target.cfg.text, false, performance.now() - started, lastError);
+      } finally {
+        health.outstanding--;
       }
     }
     if (lastRcodeReply !== null) {
       lastRcodeReply.writeUInt16BE(q.id, 0);
       return lastRcodeReply;
     }
+    if (tried === 0 && !this.closed) throw this.overCap(`every upstream has ${this.maxPerUpstream} queries waiting`);
     const names = this.targets.map((t) => t.cfg.text).join(', ');
     throw new UpstreamError(names, lastError?.reason ?? 'network',
       this.closed ? 'upstream client closed' : `all upstreams failed; last: ${lastError?.message ?? 'none'}`, { cause: lastError });
+  }
+
+  private overCap(detail: string): UpstreamError {
+    this.overCapServfails++;
+    return new UpstreamError('upstream', 'overload', `not sent: ${detail}`);
+  }
+
+  /**
+   * One copy of a real question to an upstream whose backoff ran out; nobody waits on it. Any answer
+   * brings the upstream back; silence or an error doubles its backoff.
+   */
+  private probe(target: Target, sent: Buffer, q: Query): void {
+    const { health } = target;
+    health.probing = true;
+    health.probes++;
+    health.outstanding++;
+    const started = performance.now();
+    this.tryUpstream(target, sent, q).then(
+      () => health.answered(performance.now() - started, performance.now()),
+      () => health.probeFailed(performance.now()),
+    ).finally(() => {
+      health.outstanding--;
+    });
   }
 
   close(): void {

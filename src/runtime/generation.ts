@@ -19,6 +19,7 @@ import { UpstreamClient } from '../resolver/upstream.js';
 import { CachingResolver, type Resolver } from '../resolver/resolver.js';
 import { readPem, serverTlsOptions } from '../net/tls-server.js';
 import { Throttle } from '../log/throttle.js';
+import { ResponseRateLimiter, type RateLimitConfig } from '../dns/rate-limit.js';
 import type { AppLogger } from '../log/logger.js';
 
 /** Keys of `Generation.tls`: one per kind of TLS listener (the proxy adds its own). */
@@ -35,6 +36,8 @@ export interface Generation {
   readonly resolver: Resolver;
   readonly cache: AnswerCache;
   readonly upstream: UpstreamClient;
+  /** dns.rateLimit for UDP answers; kept across reloads while its settings stay. */
+  readonly rateLimiter: ResponseRateLimiter;
   /** Server TLS options per listener kind, present when the config has that listener. */
   readonly tls: Readonly<Partial<Record<TlsListenerKind, TlsOptions>>>;
 }
@@ -104,6 +107,7 @@ export async function buildGeneration(config: Config, log: AppLogger, previous?:
     resolver: new CachingResolver(cache, upstream),
     cache,
     upstream,
+    rateLimiter: rateLimiterFor(dns.rateLimit, previous?.rateLimiter),
     tls: Object.freeze(tls),
   });
 }
@@ -115,6 +119,15 @@ function watched(identifier: Identifier, observer: GenerationObserver | undefine
 /** What a generation holds open that the next one does not reuse (call once no query uses it any more). */
 export function retireGeneration(old: Generation, next: Generation | null): void {
   if (next === null || old.upstream !== next.upstream) old.upstream.close();
+}
+
+/** The running limiter while its settings stay (buckets and counters live on); a new one carries the counters. */
+function rateLimiterFor(cfg: RateLimitConfig, running: ResponseRateLimiter | undefined): ResponseRateLimiter {
+  if (running !== undefined && JSON.stringify(running.config) === JSON.stringify(cfg)) return running;
+  const limiter = new ResponseRateLimiter(cfg);
+  limiter.dropped = running?.dropped ?? 0;
+  limiter.slipped = running?.slipped ?? 0;
+  return limiter;
 }
 
 function sameUpstreams(a: Config, b: Config): boolean {

@@ -12,6 +12,8 @@ import { loadConfig } from '../config/load.js';
 import { defaultConfig, EMBEDDED_SOURCE } from '../config/default.js';
 import { DnsPipeline } from '../dns/pipeline.js';
 import { UdpTransport, chooseUdpPath } from '../dns/transports/udp.js';
+import { kernelUdpDrops } from '../net/udp-drops.js';
+import type { UpstreamStats } from '../resolver/upstream.js';
 import { TcpTransport } from '../dns/transports/tcp.js';
 import { DotTransport } from '../dns/transports/dot.js';
 import { DohTransport } from '../dns/transports/doh.js';
@@ -190,6 +192,24 @@ export class Runtime {
     this.gen = Object.freeze({ ...gen, policy: Policy.compile(gen.config, lists) });
   }
 
+  /** Upstream health and the outstanding-query caps' counters (for metrics). */
+  upstreamStats(): UpstreamStats {
+    return this.gen.upstream.stats();
+  }
+
+  /**
+   * UDP counters for metrics: answers the rate limit dropped or sent as TC=1 (since start, across
+   * reloads), and datagrams the kernel dropped from our DNS sockets' full receive queues (null off Linux).
+   */
+  async udpStats(): Promise<{ rateLimitDropped: number; rateLimitSlipped: number; kernelReceiveDrops: number | null }> {
+    const limiter = this.gen.rateLimiter;
+    return {
+      rateLimitDropped: limiter.dropped,
+      rateLimitSlipped: limiter.slipped,
+      kernelReceiveDrops: await kernelUdpDrops(this.ports.udp),
+    };
+  }
+
   /** Actual ports, in the order of dns.listen (useful when the config asked for port 0). */
   get ports(): { udp: number[]; tcp: number[]; dot: number[]; doh: number[]; proxy: number[]; proxyTls: number[] } {
     const of = (is: (l: Listener) => boolean): number[] => this.listeners.filter((l) => is(l.listener)).map((l) => l.listener.port);
@@ -230,7 +250,8 @@ export class Runtime {
     const udps: UdpTransport[] = [];
     for (const [i, addr] of dns.listen.entries()) {
       const key = `dns.listen[${i}]`;
-      const udp = await bound(key, addr, UdpTransport.listen(`${key}/udp`, addr, this.pipeline, dnsLog, { ...udpPath, reusePort }));
+      const udp = await bound(key, addr, UdpTransport.listen(`${key}/udp`, addr, this.pipeline, dnsLog,
+        { ...udpPath, reusePort, bufferBytes: dns.udpBufferBytes, rateLimiter: () => this.gen.rateLimiter }));
       udps.push(udp);
       this.addListener(udp, { inFlight });
       // port 0 in tests: TCP follows the port UDP was given, as on a real :53

@@ -71,12 +71,7 @@ export function errorReply(query: Buffer, q: Query | null, rcode: number): Buffe
  */
 export function truncateForUdp(resp: Buffer, maxSize: number): Buffer {
   if (resp.length <= maxSize || resp.length < HEADER_SIZE) return resp;
-  const qdcount = resp.readUInt16BE(4);
-  let questionEnd = HEADER_SIZE;
-  for (let i = 0; i < qdcount && questionEnd >= 0; i++) {
-    const p = skipName(resp, questionEnd);
-    questionEnd = p >= 0 && p + 4 <= resp.length ? p + 4 : -1;
-  }
+  const questionEnd = questionEndOf(resp);
   const readable = questionEnd >= 0 && questionEnd <= maxSize;
   const end = readable ? questionEnd : HEADER_SIZE;
   const opt = readable ? findOpt(resp, questionEnd) : null;
@@ -84,11 +79,45 @@ export function truncateForUdp(resp: Buffer, maxSize: number): Buffer {
   const out = Buffer.allocUnsafe(end + (keepOpt ? opt[1] - opt[0] : 0));
   resp.copy(out, 0, 0, end);
   out.writeUInt16BE(resp.readUInt16BE(2) | TC, 2);
-  out.writeUInt16BE(readable ? qdcount : 0, 4);
+  out.writeUInt16BE(readable ? resp.readUInt16BE(4) : 0, 4);
   out.writeUInt32BE(0, 6); // ancount, nscount
   out.writeUInt16BE(keepOpt ? 1 : 0, 10);
   if (keepOpt) resp.copy(out, end, opt[0], opt[1]);
   return out;
+}
+
+/**
+ * Header and question only, TC=1: what response rate limiting sends instead of a dropped answer (a
+ * "slip", BIND RRL), no bigger than the query, so it amplifies nothing and a real client retries over TCP.
+ */
+export function bareTruncated(resp: Buffer): Buffer {
+  if (resp.length < HEADER_SIZE) return resp;
+  const questionEnd = questionEndOf(resp);
+  const end = questionEnd >= 0 ? questionEnd : HEADER_SIZE;
+  const out = Buffer.allocUnsafe(end);
+  resp.copy(out, 0, 0, end);
+  out.writeUInt16BE(resp.readUInt16BE(2) | TC, 2);
+  out.writeUInt16BE(questionEnd >= 0 ? resp.readUInt16BE(4) : 0, 4);
+  out.writeUInt32BE(0, 6);
+  out.writeUInt16BE(0, 10);
+  return out;
+}
+
+/** End of the question section, or -1 when it cannot be read. */
+function questionEndOf(resp: Buffer): number {
+  const qdcount = resp.readUInt16BE(4);
+  let questionEnd = HEADER_SIZE;
+  for (let i = 0; i < qdcount && questionEnd >= 0; i++) {
+    const p = skipName(resp, questionEnd);
+    questionEnd = p >= 0 && p + 4 <= resp.length ? p + 4 : -1;
+  }
+  return questionEnd;
+}
+
+/** Writes `size` into the OPT's payload-size field (its CLASS), if `resp` has an OPT; in place. */
+export function advertiseUdpSize(resp: Buffer, questionEnd: number, size: number): void {
+  const opt = resp.length > questionEnd ? findOpt(resp, questionEnd) : null;
+  if (opt !== null) resp.writeUInt16BE(size, opt[0] + 3);
 }
 
 /** [start, end) of the OPT record in a message whose question ends at `pos`, or null. */

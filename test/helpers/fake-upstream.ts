@@ -67,6 +67,8 @@ export interface LoggedQuestion {
   name: string;
   type: number;
   raw: Buffer;
+  /** The sender's source port. */
+  port: number;
 }
 
 export interface FakeUpstream {
@@ -136,7 +138,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   };
 
   /** The reply for a query, or null when the query is unreadable. */
-  const answer = (raw: Buffer, proto: 'udp' | 'tcp'): { reply: Buffer; request: DnsPacket } | null => {
+  const answer = (raw: Buffer, proto: 'udp' | 'tcp', port: number): { reply: Buffer; request: DnsPacket } | null => {
     let request: DnsPacket;
     try {
       request = Packet.parse(raw);
@@ -145,7 +147,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     }
     const question = request.questions[0];
     if (!question) return null;
-    state.log.push({ proto, id: request.header.id, name: question.name, type: question.type, raw: Buffer.from(raw) });
+    state.log.push({ proto, id: request.header.id, name: question.name, type: question.type, raw: Buffer.from(raw), port });
     const custom = opts.rawReply?.(raw);
     if (custom) return { reply: custom, request };
     const res = Packet.createResponseFromRequest(request);
@@ -183,7 +185,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   const onDatagram = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     state.udpQueries++;
     if (opts.silent) return;
-    const result = answer(msg, 'udp');
+    const result = answer(msg, 'udp', rinfo.port);
     if (!result) return;
     later(() => {
       const send = (b: Buffer): void => udp.send(b, rinfo.port, rinfo.address);
@@ -207,7 +209,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
         buffered = buffered.subarray(2 + msg.length);
         state.tcpQueries++;
         if (opts.silent) continue;
-        const result = answer(Buffer.from(msg), 'tcp');
+        const result = answer(Buffer.from(msg), 'tcp', socket.remotePort ?? 0);
         if (!result) continue;
         later(() => {
           const len = Buffer.alloc(2);
@@ -240,4 +242,10 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   const port = udp.address().port;
   Object.assign(state, { port, config: { proto: 'udp', host: '127.0.0.1', port, text: `127.0.0.1:${port}` } });
   return state;
+}
+
+/** A TXT answer of about `bytes` bytes of rdata (strings of 200 characters), for answer-size tests. */
+export function largeTxt(bytes: number, ttl = 300): FakeAnswer {
+  const strings = Array.from({ length: Math.ceil(bytes / 200) }, (_, i) => `${String(i).padStart(4, '0')}${'x'.repeat(196)}`);
+  return { answers: [{ type: 'TXT', ttl, data: strings }] };
 }

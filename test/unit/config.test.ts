@@ -215,7 +215,7 @@ log: { queries: true }
   t.same(c.lists.map((l) => [l.name, l.refreshMs]), [['a', 90_000], ['b', 1_800_000], ['c', 86_400_000]]);
   t.same(c.lists[0]?.answer, { ip: ['192.0.2.1'] });
   t.equal(c.dns.workers, 'auto');
-  t.same(c.dns.rateLimit, { responsesPerSecond: 200, slip: 0 });
+  t.same(c.dns.rateLimit, { responsesPerSecond: 1000, slip: 0 }, 'responsesPerSecond defaults to 1000');
   t.equal(c.dns.maxUdpSize, 4096);
   t.same(c.clientCerts?.crl, ['/etc/appfence/revoked.crl'], 'one CRL path becomes a list, resolved beside the config');
   t.equal(c.stateDir, '/etc/appfence/state', 'stateDir defaults to "state" beside the config file');
@@ -223,7 +223,7 @@ log: { queries: true }
     'a group without logQueries follows log.queries');
   t.equal(c.default.logQueries, false, 'default may keep its clients out of the query log');
   t.equal(parseConfig(MINIMAL + 'stateDir: /srv/af\n', FILE, {}).stateDir, '/srv/af');
-  t.notOk('rateLimit' in parseConfig(MINIMAL, FILE, {}).dns, 'no rate limit unless written');
+  t.same(parseConfig(MINIMAL, FILE, {}).dns.rateLimit, { responsesPerSecond: 1000, slip: 2 }, 'rate limited by default, above what a city network asks');
 
   const cases: [string, string, string[]][] = [
     ['refresh unit', MINIMAL + 'lists: { a: { sources: [x], refresh: 5x } }',
@@ -319,4 +319,18 @@ t.test('embedded default', async (t) => {
   t.type(none, ConfigError);
   t.match(none.message, `${resolvConf}, which names no usable nameserver`);
   t.throws(() => defaultConfig({ resolvConf: join(dir, 'absent') }), ConfigError);
+});
+
+t.test('hostile-load keys: maxUdpSize, rateLimit, udpBufferBytes, caseRandomization', async (t) => {
+  const d = parseConfig(MINIMAL, FILE, {});
+  t.equal(d.dns.maxUdpSize, 1232, 'DNS Flag Day 2020');
+  t.same(d.dns.rateLimit, { responsesPerSecond: 1000, slip: 2 });
+  t.equal(d.dns.udpBufferBytes, 4 * 1024 * 1024);
+  t.equal(d.dns.caseRandomization, false);
+  const c = parseConfig('dns: { upstreams: ["9.9.9.9"], maxUdpSize: 1400, rateLimit: { responsesPerSecond: 0, slip: 0 }, ' +
+    'udpBufferBytes: 8388608, caseRandomization: true }\n', FILE, {});
+  t.match(c.dns, { maxUdpSize: 1400, rateLimit: { responsesPerSecond: 0, slip: 0 }, udpBufferBytes: 8388608, caseRandomization: true });
+  t.same(errorsOf('dns: { upstreams: ["9.9.9.9"], maxUdpSize: 100, rateLimit: { responsesPerSecond: -1, slip: 200, burst: 3 }, ' +
+    'caseRandomization: "yes" }\n').map((m) => m.split(':')[0]).sort(),
+  ['dns.caseRandomization', 'dns.maxUdpSize', 'dns.rateLimit.burst', 'dns.rateLimit.responsesPerSecond', 'dns.rateLimit.slip']);
 });

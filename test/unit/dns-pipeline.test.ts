@@ -2,6 +2,7 @@
 // records whether it was asked (Blocky's mocked `next`) and answers with bytes dns2 encodes.
 // The real-socket suites (test/integration) stay; these pin the stage order and the sync-until-I/O contract.
 import t from 'tap';
+import { ResponseRateLimiter } from '../../src/dns/rate-limit.js';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,10 +61,11 @@ const group = (name: string, subnets: string[], block: string[], mode: GroupConf
 function generation(resolver: Resolver, tiktokRules = 'tiktok.com\ntiktokcdn.com\n', blockedTtl = 42): DnsGeneration {
   const groups = [group('city', ['10.20.0.0/16'], ['tiktok']), group('city-nx', ['10.21.0.0/16'], ['tiktok'], 'nxdomain')];
   return {
-    config: { log: { queries: false }, dns: { blockedTtl } },
+    config: { log: { queries: false }, dns: { blockedTtl, maxUdpSize: 1232 } },
     policy: Policy.compile({ groups, default: group('default', [], []) }, [listFromTexts('tiktok', [{ source: 'tiktok.txt', text: tiktokRules }])]),
     identifier: new ClientIdentifier(['10.0.0.0/8'], groups),
     resolver,
+    rateLimiter: new ResponseRateLimiter({ responsesPerSecond: 0, slip: 2 }),
   };
 }
 

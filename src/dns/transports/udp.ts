@@ -17,6 +17,8 @@ import type { Listener } from '../../net/listener.js';
 import { Throttle } from '../../log/throttle.js';
 import { errorReply, RCODE } from '../../wire/write.js';
 import type { DnsPipeline } from '../pipeline.js';
+import { RateVerdict, type ResponseRateLimiter } from '../rate-limit.js';
+import { bareTruncated } from '../../wire/write.js';
 import { BatchSocket, loadUdpBatch, type BatchStats, type UdpBatchAddon } from './udp-batch.js';
 
 export interface UdpOptions {
@@ -24,6 +26,10 @@ export interface UdpOptions {
   readonly batch: UdpBatchAddon | null;
   /** dns.workers > 1: every worker binds its own SO_REUSEPORT socket; the kernel spreads clients by source address and port. */
   readonly reusePort?: boolean;
+  /** SO_RCVBUF and SO_SNDBUF (dns.udpBufferBytes); the kernel default (~208 KB) overflowed at half load. */
+  readonly bufferBytes?: number;
+  /** The current generation's dns.rateLimit (a reload may replace it); none: no limit. */
+  readonly rateLimiter?: () => ResponseRateLimiter;
 }
 
 /** dns.udpBatch → the addon to use, or null with the reason node:dgram serves (for the start-up line). */
@@ -65,14 +71,21 @@ export class UdpTransport implements Listener {
     const reusePort = opts.reusePort === true;
     const transport = new UdpTransport(name);
     const failed = new Throttle(10_000);
+    const limiter = opts.rateLimiter;
+    /** Response rate limiting: UDP answers only (a forged source can aim them), per client prefix. */
+    const limit = (bytes: Buffer | null, address: string): Buffer | null => {
+      if (bytes === null || limiter === undefined) return bytes;
+      const verdict = limiter().check(address);
+      return verdict === RateVerdict.Send ? bytes : verdict === RateVerdict.Slip ? bareTruncated(bytes) : null;
+    };
     /** The per-datagram step both paths share; `later` sends a reply that had to wait. */
     const serve = (msg: Buffer, address: string, transient: boolean, later: () => Reply): Buffer | null => {
       if (transport.draining) return null;
       try {
         const out = pipeline.handle(msg, { address, proto: 'udp' }, transient);
-        if (out === null || Buffer.isBuffer(out)) return out;
+        if (out === null || Buffer.isBuffer(out)) return limit(out, address);
         const reply = later();
-        out.then(reply, (err: unknown) => log.error({ err }, 'udp query failed'));
+        out.then((bytes) => reply(limit(bytes, address)), (err: unknown) => log.error({ err }, 'udp query failed'));
       } catch (err) {
         // A bug on one packet must not take the listener down for everyone else.
         log.error({ err, client: address }, 'udp query failed');
@@ -86,7 +99,7 @@ export class UdpTransport implements Listener {
     const isClosed = (): boolean => transport.closed;
     if (opts.batch !== null) {
       try {
-        transport.io = listenBatched(opts.batch, addr, reusePort, pipeline, serve, isClosed, sendFailed, log);
+        transport.io = listenBatched(opts.batch, addr, reusePort, opts.bufferBytes, pipeline, serve, isClosed, sendFailed, log);
         transport.path = 'batch';
         return transport;
       } catch (err) {
@@ -94,7 +107,7 @@ export class UdpTransport implements Listener {
         if ((err as NodeJS.ErrnoException).code !== 'ENOSYS') throw err;
       }
     }
-    transport.io = await listenDgram(addr, reusePort, serve, isClosed, sendFailed, log);
+    transport.io = await listenDgram(addr, reusePort, opts.bufferBytes, serve, isClosed, sendFailed, log);
     return transport;
   }
 
@@ -133,10 +146,12 @@ export class UdpTransport implements Listener {
 
 type Serve = (msg: Buffer, address: string, transient: boolean, later: () => Reply) => Buffer | null;
 
-function listenBatched(addon: UdpBatchAddon, addr: ListenAddress, reusePort: boolean, pipeline: DnsPipeline, serve: Serve,
+function listenBatched(addon: UdpBatchAddon, addr: ListenAddress, reusePort: boolean, bufferBytes: number | undefined,
+  pipeline: DnsPipeline, serve: Serve,
   isClosed: () => boolean, sendFailed: (err: unknown, client: string) => void, log: AppLogger): UdpIo {
   const socket: BatchSocket = new BatchSocket(addon, {
     host: addr.host, port: addr.port, reusePort,
+    ...(bufferBytes === undefined ? {} : { recvBufferSize: bufferBytes, sendBufferSize: bufferBytes }),
     // 64 KiB slots: every datagram IPv4 can carry arrives whole, as with node:dgram. Pages of the
     // slots are only touched by datagrams that long, so RSS grows by what hostile traffic uses.
     inSize: 65536,
@@ -182,7 +197,7 @@ function oversize(msg: Buffer, pipeline: DnsPipeline): Buffer | null {
   return errorReply(msg, null, RCODE.FORMERR);
 }
 
-function listenDgram(addr: ListenAddress, reusePort: boolean, serve: Serve, isClosed: () => boolean,
+function listenDgram(addr: ListenAddress, reusePort: boolean, bufferBytes: number | undefined, serve: Serve, isClosed: () => boolean,
   sendFailed: (err: unknown, client: string) => void, log: AppLogger): Promise<UdpIo> {
   const v6 = isIPv6(addr.host);
   const socket = dgram.createSocket({
@@ -193,6 +208,7 @@ function listenDgram(addr: ListenAddress, reusePort: boolean, serve: Serve, isCl
     // test per reply was 2 % of the CPU of an answer.
     lookup: v6 ? literalLookup6 : literalLookup4,
     reusePort,
+    ...(bufferBytes === undefined ? {} : { recvBufferSize: bufferBytes, sendBufferSize: bufferBytes }),
   });
   // No send callback: Node then tries a synchronous send (uv_udp_try_send) instead of queueing a
   // send request whose completion calls back into JS — measured 80k → see bench/dns.mjs.
@@ -213,6 +229,7 @@ function listenDgram(addr: ListenAddress, reusePort: boolean, serve: Serve, isCl
     // exclusive: a cluster worker binds its own socket instead of sharing the primary's handle
     socket.bind({ port: addr.port, address: addr.host, exclusive: reusePort }, () => {
       socket.off('error', reject);
+      if (bufferBytes !== undefined) warnIfBufferCapped(socket, bufferBytes, log);
       // a failed send (ENOBUFS under a flood, EPERM from a firewall) is that reply's loss only
       let lastReport = 0;
       socket.on('error', (err) => {
@@ -228,6 +245,15 @@ function listenDgram(addr: ListenAddress, reusePort: boolean, serve: Serve, isCl
       });
     });
   });
+}
+
+/** Linux grants up to net.core.rmem_max / wmem_max (and reports double what it keeps); say so when that is less. */
+function warnIfBufferCapped(socket: dgram.Socket, wanted: number, log: AppLogger): void {
+  const got = { receive: socket.getRecvBufferSize(), send: socket.getSendBufferSize() };
+  if (got.receive < wanted || got.send < wanted) {
+    log.warn({ wanted, got, fix: 'sysctl -w net.core.rmem_max=<bytes> net.core.wmem_max=<bytes>' },
+      'udp socket buffers smaller than dns.udpBufferBytes: the kernel caps them');
+  }
 }
 
 type LookupCallback = (err: Error | null, address: string, family: number) => void;
