@@ -10,6 +10,7 @@ const read = (file: string): string => readFileSync(`${dir}${file}`, 'utf8');
 
 // Class X of shared/research/tiktok-domains.md: third-party bases that appear in public TikTok lists
 // (CDNs, clouds, SDK link services, mistakes, look-alikes). No shipped rule may cover one of them.
+// tlivecdn.com joined after the 2026-12-02 review: Tencent Cloud's live-streaming CNAME zone, once in tiktok.txt.
 const THIRD_PARTY_BASES = `
 akamaized.net edgekey.net edgesuite.net akadns.net fastly.net myqcloud.com worldfcdn.com wsdvs.com
 akamaihd.net alikunlun.com alikunlun.net amazonaws.com app-measurement.com app.link baishan-cloud.net
@@ -21,11 +22,11 @@ wscdns.com wsglb0.com wshifen.com zwtianshangm.com atomile.com com.localdomain d
 worldfcdn2.com 189.cn 21cn.com akamai.net aliyuncs.com amap.com appsflyersdk.com awsdns-04.co.uk
 awsdns-26.net awsdns-55.com awsdns-56.org cdn77.org cifapps.com cmbchina.com likee.video ly.lan
 numericable.fr qlivecdn.com rocket-cdnbp.com spbycdn.com splashthat.com taobao.com taobao.net
-tbsandbox.com tiktokder.com tiktokstalk.com tlivepush.com`.trim().split(/\s+/);
+tbsandbox.com tiktokder.com tiktokstalk.com tlivepush.com tlivecdn.com`.trim().split(/\s+/);
 
 t.test('the research list of third-party bases is complete here', async (t) => {
-  t.equal(THIRD_PARTY_BASES.length, 82);
-  t.equal(new Set(THIRD_PARTY_BASES).size, 82);
+  t.equal(THIRD_PARTY_BASES.length, 83);
+  t.equal(new Set(THIRD_PARTY_BASES).size, 83);
 });
 
 for (const file of ['tiktok.txt', 'bytedance.txt', 'allow-example.txt']) {
@@ -52,14 +53,18 @@ t.test('tiktok.txt covers TikTok and nothing else', async (t) => {
   const text = read('tiktok.txt');
   const rules = parseListText(text, 'tiktok.txt', 'auto').rules;
   t.ok(rules.every((r) => r.kind === 'subtree' && !r.exception), 'plain subtree rules only');
-  t.equal(rules.length, 54 + 7 + 13, '54 TikTok bases, 7 seen in traffic, 13 ByteDance-labelled third-party names');
+  t.equal(rules.length, 49 + 7 + 13 + 24, '49 TikTok bases, 7 seen in traffic, 13 ByteDance-labelled third-party names, 24 shop/first-party');
   const index = DomainIndex.build([listFromTexts('tiktok', [{ source: 'tiktok.txt', text }])]);
   for (const name of ['www.tiktok.com', 'tiktok.com', 'api16-normal-c-useast1a.tiktokv.com', 'v16-webapp.tiktokcdn.com',
-    'useast5.tiktoklb.us', 'p16-tiktokcdn-com.akamaized.net', 'x.bytedance.map.fastly.net']) {
+    'useast5.tiktoklb.us', 'p16-tiktokcdn-com.akamaized.net', 'x.bytedance.map.fastly.net',
+    // TikTok Shop's seller-facing hosts (accuracy review, item 8c)
+    'seller.tiktokshopglobalselling.com', 'auth.tiktok-shops.com', 'open-api.tiktokglobalshop.com', 'lf16-scmcdn.oecstatic.com']) {
     t.ok(index.match(name, 1) >= 0, `blocks ${name}`);
   }
   for (const name of ['tiktokder.com', 'cdn.tiktokder.com', 'akamaized.net', 'other.akamaized.net', 'example.org',
-    'nottiktok.com', 'tiktok.com.example.org', 'www.bytedance.com', 'capcut.com', 'douyin.com']) {
+    'nottiktok.com', 'tiktok.com.example.org', 'www.bytedance.com', 'capcut.com', 'douyin.com',
+    // a customer's live stream on Tencent Cloud: its CNAME target is <id>.tlivecdn.com (review item 8a)
+    'tlivecdn.com', 'play-example.tlivecdn.com', 'tokopedia.com']) {
     t.equal(index.match(name, 1), -1, `does not block ${name}`);
   }
   for (const source of ['v2fly/domain-list-community', 'blocklistproject/Lists', 'llacb47/mischosts', 'danhorton7/pihole-block-tiktok']) {
@@ -72,12 +77,16 @@ t.test('bytedance.txt is the opt-in rest of ByteDance, without TikTok duplicates
   const tiktok = new Set(parseListText(read('tiktok.txt'), 't', 'auto').rules.map((r) => r.name));
   const text = read('bytedance.txt');
   const rules = parseListText(text, 'bytedance.txt', 'auto').rules;
-  t.equal(rules.length, 47 + 6 + 12 + 31);
+  t.equal(rules.length, 41 + 6 + 12 + 24 + 50);
   t.same(rules.filter((r) => tiktok.has(r.name)).map((r) => r.name), []);
   const index = DomainIndex.build([listFromTexts('bytedance', [{ source: 'bytedance.txt', text }])]);
-  for (const name of ['www.bytedance.com', 'log.byteoversea.com', 'www.capcut.com', 'api16-access-wf-sg.pangle.io', 'www.douyin.com']) {
+  for (const name of ['www.bytedance.com', 'log.byteoversea.com', 'www.capcut.com', 'api16-access-wf-sg.pangle.io', 'www.douyin.com',
+    // review item 8d: Douyin/Toutiao static and video zones, Pangle ad zones, CapCut and Lemon8
+    'p3.douyinpic.com', 'v3.idouyinvod.com', 'p1.toutiaoimg.com', 's3.toutiaostatic.com', 'v1.toutiaovod.com',
+    'sf16-static.i18n-pglstatp.com', 'api-access.pangolin-sdk-toutiao.com', 'www.capcut.cn', 'mcs-ttp.lemon8-app.us']) {
     t.ok(index.match(name, 1) >= 0, `blocks ${name}`);
   }
   t.equal(index.match('www.tiktok.com', 1), -1);
+  for (const removed of ['toutiao50.com', 'mzfvozqybf.com', 'zjurl.cn']) t.equal(index.match(removed, 1), -1, `unverified ${removed} removed`);
   t.match(text, /Opt-in/);
 });
