@@ -90,3 +90,39 @@ t.test('bytedance.txt is the opt-in rest of ByteDance, without TikTok duplicates
   for (const removed of ['toutiao50.com', 'mzfvozqybf.com', 'zjurl.cn']) t.equal(index.match(removed, 1), -1, `unverified ${removed} removed`);
   t.match(text, /Opt-in/);
 });
+
+t.test('doh-bypass.txt blocks the public encrypted resolvers, never their providers\' other sites', async (t) => {
+  const text = read('doh-bypass.txt');
+  const parsed = parseListText(text, 'doh-bypass.txt', 'auto');
+  t.same(parsed.rejects, [], 'no rejected lines');
+  t.equal(new Set(parsed.rules.map((r) => r.name)).size, parsed.rules.length, 'no duplicate rules');
+  t.ok(parsed.rules.every((r) => r.kind === 'subtree' && !r.exception));
+  t.ok(parsed.ipRules.some((r) => r.cidr === '1.1.1.1/32') && parsed.ipRules.some((r) => r.cidr === '2001:4860:4860::8888/128'),
+    'the providers\' anycast addresses are IP rules');
+  const index = DomainIndex.build([listFromTexts('doh-bypass', [{ source: 'doh-bypass.txt', text }])]);
+  for (const name of ['dns.google', 'chrome.cloudflare-dns.com', 'mozilla.cloudflare-dns.com', 'one.one.one.one', 'dns.quad9.net',
+    'doh.opendns.com', 'dns.adguard-dns.com', 'abc123.d.adguard-dns.com', 'firefox.dns.nextdns.io', 'anycast.dns.nextdns.io',
+    'adblock.dns.mullvad.net', 'zero.dns0.eu', 'family-filter-dns.cleanbrowsing.org', 'doh.xfinity.com']) {
+    t.ok(index.match(name, 1) >= 0, `blocks ${name}`);
+  }
+  for (const name of ['google.com', 'www.google.com', 'cloudflare.com', 'www.cloudflare.com', 'quad9.net', 'www.quad9.net',
+    'adguard.com', 'nextdns.io', 'my.nextdns.io', 'mullvad.net', 'opendns.com', 'cleanbrowsing.org', 'xfinity.com', 'nic.cz']) {
+    t.equal(index.match(name, 1), -1, `does not block ${name}`);
+  }
+  for (const source of ['doh_provider_entry.cc', 'dibdot/DoH-IP-blocklists', 'BSD-3-Clause', 'GPL-3.0', 'Licence: MIT']) {
+    t.match(text, source, `header names ${source}`);
+  }
+});
+
+t.test('bypass-signals.txt holds exactly the vendor-documented canaries', async (t) => {
+  const text = read('bypass-signals.txt');
+  const parsed = parseListText(text, 'bypass-signals.txt', 'auto');
+  t.same(parsed.rejects, []);
+  t.same(parsed.rules.map((r) => r.name).sort(), ['mask-h2.icloud.com', 'mask.icloud.com', 'use-application-dns.net']);
+  const index = DomainIndex.build([listFromTexts('signals', [{ source: 'bypass-signals.txt', text }])]);
+  t.equal(index.match('icloud.com', 1), -1, 'iCloud itself is untouched');
+  t.equal(index.match('www.icloud.com', 1), -1);
+  t.match(text, /support\.mozilla\.org/);
+  t.match(text, /developer\.apple\.com/);
+  t.match(text, /answer: nxdomain/);
+});
