@@ -16,11 +16,12 @@ import { UdpTransport } from './dns/transports/udp.js';
 import { TcpTransport } from './dns/transports/tcp.js';
 import { DotTransport } from './dns/transports/dot.js';
 import { DohTransport } from './dns/transports/doh.js';
-import { serverTlsOptions, readPem } from './dns/transports/tls-options.js';
+import { serverTlsOptions, readPem } from './net/tls-server.js';
 import { CertificateIdentifier } from './identity/certificate.js';
-import type { ClientIdentity } from './identity/identify.js';
+import type { CertIdentity } from './net/peer.js';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import { BlockLog } from './log/block-log.js';
+import type { Listener } from './net/listener.js';
 import { ConfigError } from './errors.js';
 import { Throttle } from './log/throttle.js';
 import type { AppLogger } from './log/logger.js';
@@ -87,7 +88,7 @@ export class Runtime {
   }
 
   /** Certificate identity of a new TLS connection, judged by the policy current at handshake time. */
-  private identifyTls(socket: TLSSocket): ClientIdentity | undefined {
+  private identifyTls(socket: TLSSocket): CertIdentity | undefined {
     return this.built.certs?.identifySocket(socket);
   }
 
@@ -95,11 +96,11 @@ export class Runtime {
     const { dns } = this.built.config;
     const dnsLog = this.log.child({ component: 'dns' });
     for (const [i, addr] of dns.listen.entries()) {
-      const udp = await bound(`dns.listen[${i}]`, addr, UdpTransport.listen(addr, this.pipeline, dnsLog));
+      const udp = await bound(`dns.listen[${i}]`, addr, UdpTransport.listen(`dns.listen[${i}]/udp`, addr, this.pipeline, dnsLog));
       this.udp.push(udp);
       // port 0 in tests: TCP follows the port UDP was given, as on a real :53
       const tcpAddr = addr.port === 0 ? { host: addr.host, port: udp.port } : addr;
-      this.tcp.push(await bound(`dns.listen[${i}]`, tcpAddr, TcpTransport.listen(tcpAddr, this.pipeline,
+      this.tcp.push(await bound(`dns.listen[${i}]`, tcpAddr, TcpTransport.listen(`dns.listen[${i}]/tcp`, tcpAddr, this.pipeline,
         { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
           maxConnectionsPerClient: dns.maxConnectionsPerClient }, dnsLog)));
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
@@ -108,19 +109,19 @@ export class Runtime {
     // load) but their front ends are not part of this release.
     if (this.built.config.proxy !== undefined) this.log.warn({ listen: this.built.config.proxy.listen }, 'proxy: not built yet; not started');
     if (this.built.config.admin !== undefined) this.log.warn({ listen: this.built.config.admin.listen }, 'admin API: not built yet; not started');
-    const identify = (socket: TLSSocket): ClientIdentity | undefined => this.identifyTls(socket);
+    const identify = (socket: TLSSocket): CertIdentity | undefined => this.identifyTls(socket);
     const stream = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
       maxConnectionsPerClient: dns.maxConnectionsPerClient };
     if (dns.tls !== undefined && this.built.dotTls !== null) {
       for (const [i, addr] of dns.tls.listen.entries()) {
-        const dot = await bound(`dns.tls.listen[${i}]`, addr, DotTransport.listen(addr, this.pipeline, { ...stream, tls: this.built.dotTls, identify }, dnsLog));
+        const dot = await bound(`dns.tls.listen[${i}]`, addr, DotTransport.listen(`dns.tls.listen[${i}]`, addr, this.pipeline, { ...stream, tls: this.built.dotTls, identify }, dnsLog));
         this.dot.push(dot);
         this.log.info({ listen: `${addr.host}:${dot.port}`, proto: 'dot' }, 'dns listening');
       }
     }
     if (dns.https !== undefined && this.built.dohTls !== null) {
       for (const [i, addr] of dns.https.listen.entries()) {
-        const doh = await bound(`dns.https.listen[${i}]`, addr, DohTransport.listen(addr, this.pipeline,
+        const doh = await bound(`dns.https.listen[${i}]`, addr, DohTransport.listen(`dns.https.listen[${i}]`, addr, this.pipeline,
           { tls: this.built.dohTls, identify, maxConnections: dns.maxConnections,
             maxConnectionsPerClient: dns.maxConnectionsPerClient, idleTimeoutMs: dns.tcpIdleTimeoutMs }, dnsLog));
         this.doh.push(doh);
@@ -163,14 +164,13 @@ export class Runtime {
 
   /** Stops accepting, lets in-flight queries finish for up to `drainMs`, flushes the block log. */
   async stop(drainMs = DRAIN_MS): Promise<void> {
-    const streams = [...this.tcp, ...this.dot, ...this.doh];
-    const closed = streams.map((t) => t.stopAccepting());
+    const listeners: Listener[] = [...this.udp, ...this.tcp, ...this.dot, ...this.doh];
     // UDP sockets stay open while draining: answers to queries already taken must still go out
-    for (const t of this.udp) t.stopAccepting();
+    const closed = listeners.map((l) => l.stopAccepting());
     const deadline = Date.now() + drainMs;
     while (this.pipeline.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const t of streams) t.closeConnections();
-    await Promise.all([...closed, ...this.udp.map((t) => t.close())]);
+    for (const l of listeners) l.closeConnections();
+    await Promise.all(closed);
     this.built.upstream.close();
     this.blockLog.close();
   }
@@ -226,8 +226,9 @@ async function build(config: Config, log: AppLogger, previous: Built | null): Pr
     caPems = await Promise.all(config.clientCerts.ca.map((f, i) => readPem(f, `clientCerts.ca[${i}]`)));
     certs = new CertificateIdentifier(caPems, config.groups);
   }
-  const dotTls = dns.tls === undefined ? null : await serverTlsOptions(dns.tls, 'dns.tls', caPems, config.clientCerts);
-  const dohTls = dns.https === undefined ? null : await serverTlsOptions(dns.https, 'dns.https', caPems, config.clientCerts);
+  const clientAuth = caPems === null || config.clientCerts === undefined ? undefined : CertificateIdentifier.tlsOptions(caPems, config.clientCerts.require);
+  const dotTls = dns.tls === undefined ? null : await serverTlsOptions(dns.tls, 'dns.tls', clientAuth);
+  const dohTls = dns.https === undefined ? null : await serverTlsOptions(dns.https, 'dns.https', clientAuth);
   const snapshot: Snapshot = Object.freeze({
     policy,
     access: new AccessList(config.access.allow),

@@ -3,7 +3,7 @@
  * identify → decide code as the DNS pipeline (Policy.explain is blockRule, verbosely).
  */
 import { readFile } from 'node:fs/promises';
-import { readPem } from '../dns/transports/tls-options.js';
+import { readPem } from '../net/tls-server.js';
 import { isIP } from 'node:net';
 import { parse } from './args.js';
 import { configFrom } from './load.js';

@@ -8,7 +8,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { ListenAddress, UpstreamConfig } from './types.js';
-import { parseCidr, parseIPv4, parseIPv6 } from '../identity/prefix-table.js';
+import { parseCidr, parseIPv4, parseIPv6 } from '../net/ip.js';
 
 export type Raw = Record<string, unknown>;
 

@@ -5,7 +5,7 @@
  * Config. Used by config/load.ts (files) and config/default.ts (the embedded default).
  */
 import { ConfigErrors, type ConfigError } from '../errors.js';
-import { parseCidr } from '../identity/prefix-table.js';
+import { parseCidr } from '../net/ip.js';
 import { Reader, child, deepFreeze, isIP, quote, withoutUndefined } from './schema.js';
 import type {
   AdminConfig, BlockMode, CacheConfig, CertificateMatch, ClientCertsConfig, Config, DnsConfig, GroupConfig,

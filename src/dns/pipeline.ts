@@ -5,8 +5,8 @@
  * promise of either. Everything up to a cache hit is synchronous; only an upstream exchange awaits.
  * The pipeline reads the current Snapshot on every query, so a reload is one reference swap.
  */
-import type { ClientIdentity } from '../identity/identify.js';
-import type { BlockLog, LogEvent, Proto } from '../log/block-log.js';
+import type { ClientIdentity, Peer, Proto } from '../net/peer.js';
+import type { BlockLog, LogEvent } from '../log/block-log.js';
 import type { GroupPolicy, Policy, RuleInfo } from '../policy/policy.js';
 import type { AccessList } from '../identity/access.js';
 import type { SubnetIdentifier } from '../identity/identify.js';
@@ -20,11 +20,9 @@ import { Throttle } from '../log/throttle.js';
 
 export type DnsProto = Extract<Proto, 'udp' | 'tcp' | 'dot' | 'doh'>;
 
-export interface Peer {
-  readonly address: string;
+/** A client of the DNS front end: one of the four DNS protocols. */
+export interface DnsPeer extends Peer {
   readonly proto: DnsProto;
-  /** Set by TLS transports when the client presented a valid device certificate. */
-  readonly identity?: ClientIdentity | undefined;
 }
 
 /** Everything a query needs that a reload may replace, swapped as one reference. */
@@ -67,16 +65,16 @@ export class DnsPipeline {
     this.snapshot = snapshot;
   }
 
-  handle(buf: Buffer, peer: Peer): Buffer | null | Promise<Buffer | null> {
+  handle(buf: Buffer, peer: DnsPeer): Buffer | null | Promise<Buffer | null> {
     const q = readQuery(buf);
     if (typeof q === 'number') return this.malformed(buf, peer, q);
     const s = this.snapshot;
     // A verified device certificate is stronger than a source address: the laptop at a hotel is served
-    if (peer.identity === undefined && !s.access.allows(peer.address)) {
+    if (peer.cert === undefined && !s.access.allows(peer.address)) {
       this.stats.count(peer.proto, 'refused');
       return errorReply(buf, q, RCODE.REFUSED);
     }
-    const who = peer.identity ?? s.subnets.identify(peer.address);
+    const who = peer.cert ?? s.subnets.identify(peer.address);
     const group = s.policy.group(who.group);
     const ruleId = s.policy.blockRule(group, q.qname);
     if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, null);
@@ -104,7 +102,7 @@ export class DnsPipeline {
   }
 
   /** Inspection runs after the cache on purpose: a cached answer fetched for a guest is re-checked for this client. */
-  private inspect(answer: Buffer, buf: Buffer, q: Query, peer: Peer, who: ClientIdentity, group: GroupPolicy, s: Snapshot): Buffer {
+  private inspect(answer: Buffer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: Snapshot): Buffer {
     if (group.blockMask !== 0) {
       const info = readAnswer(answer);
       if (info !== null) {
@@ -119,7 +117,7 @@ export class DnsPipeline {
   }
 
   /** `s` is the snapshot that decided: after a reload during an upstream wait, rule ids of the new one differ. */
-  private sinkhole(buf: Buffer, q: Query, peer: Peer, who: ClientIdentity, group: GroupPolicy, s: Snapshot, ruleId: number,
+  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: Snapshot, ruleId: number,
     cname: string | null): Buffer {
     this.stats.count(peer.proto, 'blocked');
     const ev = this.event(q, peer, who, group, s.policy.describe(ruleId), group.answer);
@@ -128,7 +126,7 @@ export class DnsPipeline {
     return group.sinkhole.answer(buf, q);
   }
 
-  private event(q: Query, peer: Peer, who: ClientIdentity, group: GroupPolicy, rule: RuleInfo | null, answer: string): LogEvent {
+  private event(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, rule: RuleInfo | null, answer: string): LogEvent {
     return {
       client: peer.address,
       group: group.name,
@@ -142,7 +140,7 @@ export class DnsPipeline {
     };
   }
 
-  private malformed(buf: Buffer, peer: Peer, failure: ParseFailure): Buffer | null {
+  private malformed(buf: Buffer, peer: DnsPeer, failure: ParseFailure): Buffer | null {
     if (failure === ParseFailure.Drop) {
       this.stats.count(peer.proto, 'dropped');
       return null;

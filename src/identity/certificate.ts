@@ -10,13 +10,9 @@ import type { PeerCertificate, TLSSocket, TlsOptions } from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import type { CertificateMatch, GroupConfig } from '../config/types.js';
 import { ConfigError } from '../errors.js';
+import type { CertIdentity } from '../net/peer.js';
 
-export interface CertIdentity {
-  readonly group: string;
-  readonly via: 'cert';
-  /** Subject CN; '' when the certificate has none. */
-  readonly device: string;
-}
+export type { CertIdentity } from '../net/peer.js';
 
 export type CertRejection = 'no certificate' | 'not signed by clientCerts.ca' | 'expired' | 'not yet valid'
   | 'not for client authentication' | 'matches no group';

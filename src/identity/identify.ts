@@ -8,14 +8,9 @@ import { LRUCache } from 'lru-cache';
 import type { GroupConfig } from '../config/types.js';
 import { PrefixTable } from './prefix-table.js';
 
-export type Via = 'cert' | 'subnet' | 'default';
+import type { ClientIdentity } from '../net/peer.js';
 
-export interface ClientIdentity {
-  readonly group: string;
-  readonly via: Via;
-  /** Certificate subject CN, when via is 'cert'. */
-  readonly device?: string;
-}
+export type { ClientIdentity, Via } from '../net/peer.js';
 
 const DEFAULT_IDENTITY: ClientIdentity = Object.freeze({ group: 'default', via: 'default' });
 

@@ -5,11 +5,7 @@
  * bound, and a `{"event":"suppressed","count":N}` line says how many were lost — never silently.
  */
 import { pino, type Logger } from 'pino';
-import type { Via } from '../identity/identify.js';
-
-export type Proto = 'udp' | 'tcp' | 'dot' | 'doh' | 'http' | 'connect';
-
-const PROTOS: readonly Proto[] = ['udp', 'tcp', 'dot', 'doh', 'http', 'connect'];
+import { PROTOS, type Proto, type Via } from '../net/peer.js';
 
 /** The per-event fields; `time`, `event` and `proto` are added by the log. */
 export interface LogEvent {

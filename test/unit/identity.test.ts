@@ -1,6 +1,7 @@
 import t from 'tap';
 import { isIP } from 'node:net';
-import { PrefixTable, parseCidr, parseIPv4, parseIPv6 } from '../../src/identity/prefix-table.js';
+import { PrefixTable } from '../../src/identity/prefix-table.js';
+import { parseCidr, parseIPv4, parseIPv6 } from '../../src/net/ip.js';
 import { AccessList } from '../../src/identity/access.js';
 import { SubnetIdentifier } from '../../src/identity/identify.js';
 import type { GroupConfig } from '../../src/config/types.js';

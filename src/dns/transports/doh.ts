@@ -10,17 +10,18 @@ import net from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { ListenAddress } from '../../config/types.js';
-import type { ClientIdentity } from '../../identity/identify.js';
+import type { CertIdentity } from '../../net/peer.js';
 import type { AppLogger } from '../../log/logger.js';
-import { listenOn, boundPort, swapSecureContext, ClientSlots } from './listener.js';
-import type { DnsPipeline, Peer } from '../pipeline.js';
+import { listenOn, StreamListener } from '../../net/listener.js';
+import { HANDSHAKE_TIMEOUT_MS, swapSecureContext } from '../../net/tls-server.js';
+import type { DnsPipeline, DnsPeer } from '../pipeline.js';
 import { readAnswer } from '../../wire/answer.js';
 
 export interface DohOptions {
   /** Node TLS server options: cert, key, minVersion, and (when clientCerts is configured) ca/requestCert/rejectUnauthorized. */
   readonly tls: TlsOptions;
   /** Certificate identity of a connection (called once per TLS connection; undefined → subnet identity applies). */
-  readonly identify: (socket: TLSSocket) => ClientIdentity | undefined;
+  readonly identify: (socket: TLSSocket) => CertIdentity | undefined;
   readonly maxConnections: number;
   readonly maxConnectionsPerClient: number;
   readonly idleTimeoutMs: number;
@@ -33,36 +34,31 @@ const PATH = '/dns-query';
 const MEDIA_TYPE = 'application/dns-message';
 /** The largest DNS message (RFC 8484 §4.1 refers to the 16-bit length of RFC 1035 messages). */
 const MAX_MESSAGE = 65535;
-/** A handshake that has not completed by then is a stalled or hostile client. */
+/** Concurrent requests one h2 connection may have open. */
 const MAX_STREAMS_PER_SESSION = 100;
-const HANDSHAKE_TIMEOUT_MS = 10_000;
 const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
 
-export class DohTransport {
+/** The stream life cycle (caps, tracked sockets) plus h2 sessions, which get a GOAWAY on shutdown. */
+export class DohTransport extends StreamListener<http2.Http2SecureServer> {
   /** One Peer per connection (an h2 session or an HTTP/1.1 socket), so requests allocate none. */
-  private readonly peers = new WeakMap<object, Peer>();
-  private readonly sockets = new Set<net.Socket>();
+  private readonly peers = new WeakMap<object, DnsPeer>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private draining = false;
-  private closed: Promise<void> | null = null;
 
-  private constructor(private readonly server: http2.Http2SecureServer, private readonly pipeline: DnsPipeline,
-    private readonly opts: DohOptions, private readonly log: AppLogger) {}
+  private constructor(name: string, server: http2.Http2SecureServer, private readonly pipeline: DnsPipeline,
+    private readonly opts: DohOptions, private readonly log: AppLogger) {
+    super(name, server, opts);
+  }
 
-  static listen(addr: ListenAddress, pipeline: DnsPipeline, opts: DohOptions, log: AppLogger): Promise<DohTransport> {
+  static listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, opts: DohOptions, log: AppLogger): Promise<DohTransport> {
     const server = http2.createSecureServer({
       ...opts.tls, allowHTTP1: true, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       // Node's default is 2^32-1 streams per session: one client could then queue unbounded work
       settings: { maxConcurrentStreams: MAX_STREAMS_PER_SESSION },
     });
-    const transport = new DohTransport(server, pipeline, opts, log);
+    const transport = new DohTransport(name, server, pipeline, opts, log);
     server.on('request', (req: Request, res: Response) => transport.serve(req, res));
-    // Raw sockets from accept on, so closeConnections() also reaches handshakes still under way.
-    const slots = new ClientSlots(opts.maxConnectionsPerClient);
-    server.on('connection', (socket: net.Socket) => {
-      if (!slots.admit(socket)) return void socket.destroy();
-      transport.track(socket);
-    });
+    // Raw sockets are tracked from accept on (StreamListener); the TLS sockets over them too.
     server.on('secureConnection', (socket: TLSSocket) => transport.track(socket));
     server.on('session', (session: http2.ServerHttp2Session) => {
       transport.sessions.add(session);
@@ -82,13 +78,11 @@ export class DohTransport {
       else socket.destroy();
     });
     server.on('sessionError', (err) => log.debug({ err }, 'doh session error'));
-    server.maxConnections = opts.maxConnections;
     return listenOn(server, addr, log, 'doh').then(() => transport);
   }
 
-  get port(): number {
-    return boundPort(this.server);
-  }
+  /** Raw sockets need nothing more: TLS and HTTP take over from here. */
+  protected accepted(): void {}
 
   /** Reload: new connections use the new certificate, key and client-certificate settings. */
   setSecureContext(options: TlsOptions): void {
@@ -96,27 +90,16 @@ export class DohTransport {
   }
 
   /** Stops accepting at once and asks open connections to finish what they have; settles when the last one has gone. */
-  stopAccepting(): Promise<void> {
+  override stopAccepting(): Promise<void> {
     this.draining = true;
-    this.closed ??= new Promise((resolve) => this.server.close(() => resolve()));
+    const closed = super.stopAccepting();
     for (const session of this.sessions) session.close();
-    return this.closed;
+    return closed;
   }
 
-  closeConnections(): void {
+  override closeConnections(): void {
     for (const session of this.sessions) session.destroy();
-    for (const socket of this.sockets) socket.destroy();
-  }
-
-  async close(): Promise<void> {
-    const stopped = this.stopAccepting();
-    this.closeConnections();
-    await stopped;
-  }
-
-  private track(socket: net.Socket): void {
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    super.closeConnections();
   }
 
   private serve(req: Request, res: Response): void {
@@ -191,7 +174,7 @@ export class DohTransport {
     res.end(bytes);
   }
 
-  private crashed(req: Request, res: Response, peer: Peer, err: unknown): void {
+  private crashed(req: Request, res: Response, peer: DnsPeer, err: unknown): void {
     // A bug on one request must not take the listener down for everyone else.
     this.log.error({ err, client: peer.address }, 'doh query failed');
     this.fail(req, res, 500);
@@ -209,7 +192,7 @@ export class DohTransport {
   }
 
   /** The Peer of the request's connection, made on its first request: address and certificate identity. */
-  private peerOf(req: Request): Peer | undefined {
+  private peerOf(req: Request): DnsPeer | undefined {
     // h2: the session (its .socket is a stable proxy of the TLSSocket); HTTP/1.1: the TLSSocket itself.
     const conn: object | undefined = 'stream' in req ? req.stream.session : req.socket;
     if (conn === undefined) return undefined;
@@ -218,7 +201,7 @@ export class DohTransport {
       const socket = ('stream' in req ? req.stream.session?.socket : req.socket) as TLSSocket;
       const address = socket.remoteAddress;
       if (address === undefined) return undefined;
-      peer = Object.freeze({ address, proto: 'doh', identity: this.opts.identify(socket) });
+      peer = Object.freeze({ address, proto: 'doh', cert: this.opts.identify(socket) });
       this.peers.set(conn, peer);
     }
     return peer;

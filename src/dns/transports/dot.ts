@@ -6,34 +6,32 @@
 import tls from 'node:tls';
 import net from 'node:net';
 import type { ListenAddress } from '../../config/types.js';
-import type { ClientIdentity } from '../../identity/identify.js';
+import type { CertIdentity } from '../../net/peer.js';
 import type { AppLogger } from '../../log/logger.js';
 import type { DnsPipeline } from '../pipeline.js';
-import { listenOn, swapSecureContext, StreamListener } from './listener.js';
+import { listenOn, StreamListener } from '../../net/listener.js';
+import { HANDSHAKE_TIMEOUT_MS, swapSecureContext } from '../../net/tls-server.js';
 import { serveStream, type StreamOptions } from './stream.js';
 
 export interface DotOptions extends StreamOptions {
   readonly tls: tls.TlsOptions;
-  readonly identify: (socket: tls.TLSSocket) => ClientIdentity | undefined;
+  readonly identify: (socket: tls.TLSSocket) => CertIdentity | undefined;
   readonly maxConnections: number;
   readonly maxConnectionsPerClient: number;
 }
 
-/** A handshake that has not completed by then is a stalled or hostile client. */
-const HANDSHAKE_TIMEOUT_MS = 10_000;
-
 export class DotTransport extends StreamListener<tls.Server> {
-  private constructor(server: tls.Server, opts: DotOptions) {
-    super(server, opts);
+  private constructor(name: string, server: tls.Server, opts: DotOptions) {
+    super(name, server, opts);
   }
 
-  static listen(addr: ListenAddress, pipeline: DnsPipeline, opts: DotOptions, log: AppLogger): Promise<DotTransport> {
+  static listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, opts: DotOptions, log: AppLogger): Promise<DotTransport> {
     const server = tls.createServer({ ...opts.tls, allowHalfOpen: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
-    const transport = new DotTransport(server, opts);
+    const transport = new DotTransport(name, server, opts);
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       const address = socket.remoteAddress;
       if (address === undefined) return void socket.destroy();
-      serveStream(socket, { address, proto: 'dot', identity: opts.identify(socket) }, pipeline, opts, log);
+      serveStream(socket, { address, proto: 'dot', cert: opts.identify(socket) }, pipeline, opts, log);
     });
     // failed handshakes (no or bad certificate with clientCerts.require, scanners) concern that client only
     server.on('tlsClientError', (err, socket) => {

@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import type { AppLogger } from '../../log/logger.js';
-import type { DnsPipeline, Peer } from '../pipeline.js';
+import type { DnsPipeline, DnsPeer } from '../pipeline.js';
 
 export interface StreamOptions {
   readonly idleTimeoutMs: number;
@@ -19,7 +19,7 @@ const MAX_UNSENT_BYTES = 256 * 1024;
 /** After our FIN, how long a peer may keep its half of the connection (and its connection slot). */
 const CLOSE_GRACE_MS = 2000;
 
-export function serveStream(socket: Socket, peer: Peer, pipeline: DnsPipeline, opts: StreamOptions, log: AppLogger): void {
+export function serveStream(socket: Socket, peer: DnsPeer, pipeline: DnsPipeline, opts: StreamOptions, log: AppLogger): void {
   let pending: Buffer | null = null;
   let inFlight = 0;
   let peerEnded = false;

@@ -3,7 +3,7 @@ import net from 'node:net';
 import type { ListenAddress } from '../../config/types.js';
 import type { AppLogger } from '../../log/logger.js';
 import type { DnsPipeline } from '../pipeline.js';
-import { listenOn, StreamListener } from './listener.js';
+import { listenOn, StreamListener } from '../../net/listener.js';
 import { serveStream, type StreamOptions } from './stream.js';
 
 export interface TcpOptions extends StreamOptions {
@@ -12,13 +12,13 @@ export interface TcpOptions extends StreamOptions {
 }
 
 export class TcpTransport extends StreamListener<net.Server> {
-  private constructor(server: net.Server, private readonly pipeline: DnsPipeline, private readonly opts: TcpOptions,
+  private constructor(name: string, server: net.Server, private readonly pipeline: DnsPipeline, private readonly opts: TcpOptions,
     private readonly log: AppLogger) {
-    super(server, opts);
+    super(name, server, opts);
   }
 
-  static listen(addr: ListenAddress, pipeline: DnsPipeline, opts: TcpOptions, log: AppLogger): Promise<TcpTransport> {
-    const transport = new TcpTransport(net.createServer({ allowHalfOpen: true, noDelay: true }), pipeline, opts, log);
+  static listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, opts: TcpOptions, log: AppLogger): Promise<TcpTransport> {
+    const transport = new TcpTransport(name, net.createServer({ allowHalfOpen: true, noDelay: true }), pipeline, opts, log);
     return listenOn(transport.server, addr, log, 'tcp').then(() => transport);
   }
 

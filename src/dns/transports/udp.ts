@@ -8,15 +8,20 @@ import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { ListenAddress } from '../../config/types.js';
 import type { AppLogger } from '../../log/logger.js';
+import type { Listener } from '../../net/listener.js';
 import type { DnsPipeline } from '../pipeline.js';
 
-export class UdpTransport {
+export class UdpTransport implements Listener {
   /** Set on shutdown: new datagrams are ignored while answers to earlier ones still go out. */
   private draining = false;
   private closed = false;
-  private constructor(private readonly socket: dgram.Socket) {}
+  private readonly closedPromise: Promise<void>;
+  private resolveClosed!: () => void;
+  private constructor(readonly name: string, private readonly socket: dgram.Socket) {
+    this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
 
-  static listen(addr: ListenAddress, pipeline: DnsPipeline, log: AppLogger): Promise<UdpTransport> {
+  static listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, log: AppLogger): Promise<UdpTransport> {
     const socket = dgram.createSocket({
       type: isIPv6(addr.host) ? 'udp6' : 'udp4',
       ipv6Only: isIPv6(addr.host),
@@ -57,7 +62,7 @@ export class UdpTransport {
           lastReport = Date.now();
           log.warn({ err }, 'udp socket error');
         });
-        transport = new UdpTransport(socket);
+        transport = new UdpTransport(name, socket);
         resolve(transport);
       });
     });
@@ -67,15 +72,26 @@ export class UdpTransport {
     return this.socket.address().port;
   }
 
-  /** Shutdown, step 1: stop taking queries; answers to those in flight still go out. */
-  stopAccepting(): void {
+  /**
+   * Shutdown, step 1: stop taking queries; the socket stays open so answers to those in flight
+   * still go out. Settles once closeConnections() has closed the socket.
+   */
+  stopAccepting(): Promise<void> {
     this.draining = true;
+    return this.closedPromise;
+  }
+
+  /** Shutdown, step 2: there are no connections; closing the socket is what is left. */
+  closeConnections(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close(() => this.resolveClosed());
   }
 
   close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    this.closed = true;
-    return new Promise((resolve) => this.socket.close(() => resolve()));
+    this.stopAccepting();
+    this.closeConnections();
+    return this.closedPromise;
   }
 }
 

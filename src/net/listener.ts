@@ -1,8 +1,28 @@
-/** What the stream listeners (TCP, DoT, DoH) share: binding, the bound port, and swapping TLS material on reload. */
+/**
+ * The listener life cycle every front end shares (DNS over UDP, TCP, DoT and DoH now; the proxy
+ * and the admin API later): bind, report the bound port, cap connections, stop accepting, close
+ * what is left. The runtime holds one list of Listeners and drives them all through the same steps.
+ */
 import net from 'node:net';
 import type tls from 'node:tls';
-import type { ListenAddress } from '../../config/types.js';
-import type { AppLogger } from '../../log/logger.js';
+import type { ListenAddress } from '../config/types.js';
+import type { AppLogger } from '../log/logger.js';
+
+/**
+ * What the runtime needs of any listener. Shutdown is: stopAccepting() on all (settles when the
+ * last connection has gone), wait for in-flight work, closeConnections() on all, await the first.
+ */
+export interface Listener {
+  /** The config key it was made from, e.g. 'dns.listen[0]/udp', 'dns.https.listen[1]'. */
+  readonly name: string;
+  readonly port: number;
+  /** Stops taking new work at once; the promise settles when the listener is fully closed. */
+  stopAccepting(): Promise<void>;
+  /** Closes whatever is still open (idle keep-alives, stalled handshakes, a UDP socket). */
+  closeConnections(): void;
+  /** Reload: TLS listeners take the new certificate, key and client-certificate settings. */
+  setSecureContext?(options: tls.TlsOptions): void;
+}
 
 /** A bind failure (EADDRINUSE, EACCES) rejects, so start-up fails loudly; later server errors are logged. */
 export function listenOn(server: net.Server, addr: ListenAddress, log: AppLogger, proto: string): Promise<void> {
@@ -19,18 +39,6 @@ export function listenOn(server: net.Server, addr: ListenAddress, log: AppLogger
 export function boundPort(server: net.Server): number {
   const a = server.address();
   return typeof a === 'object' && a !== null ? a.port : 0;
-}
-
-/**
- * Reload: connections accepted from now on use the new certificate, key and client CA. Whether a
- * client certificate is asked for (and required) is a server property, not part of the secure
- * context, so it is carried over too (clientCerts added, removed or `require` flipped by a reload).
- */
-export function swapSecureContext(server: tls.Server, options: tls.TlsOptions): void {
-  server.setSecureContext(options);
-  const settings = server as unknown as { requestCert: boolean; rejectUnauthorized: boolean };
-  settings.requestCert = options.requestCert === true;
-  settings.rejectUnauthorized = options.rejectUnauthorized !== false;
 }
 
 /**
@@ -56,27 +64,39 @@ export class ClientSlots {
   }
 }
 
+export interface StreamCaps {
+  readonly maxConnections: number;
+  readonly maxConnectionsPerClient: number;
+}
+
 /**
- * The life cycle TCP and DoT share: caps on accept, every raw socket tracked from accept on (so
- * shutdown also reaches connections still in a TLS handshake), stop accepting, then close the rest.
+ * The life cycle of a connection-oriented listener (TCP, DoT, DoH; the proxy's later): caps on
+ * accept, every raw socket tracked from accept on (so shutdown also reaches connections still in a
+ * TLS handshake), stop accepting, then close the rest. Subclasses with sessions of their own (h2)
+ * extend stopAccepting/closeConnections and call super.
  */
-export abstract class StreamListener<S extends net.Server> {
+export abstract class StreamListener<S extends net.Server> implements Listener {
   private readonly sockets = new Set<net.Socket>();
   private closed: Promise<void> | null = null;
 
-  protected constructor(protected readonly server: S, caps: { maxConnections: number; maxConnectionsPerClient: number }) {
+  protected constructor(readonly name: string, protected readonly server: S, caps: StreamCaps) {
     server.maxConnections = caps.maxConnections;
     const slots = new ClientSlots(caps.maxConnectionsPerClient);
     server.on('connection', (socket: net.Socket) => {
       if (!slots.admit(socket)) return void socket.destroy();
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
+      this.track(socket);
       this.accepted(socket);
     });
   }
 
-  /** A connection that passed the caps (for DoT: before its handshake). */
+  /** A connection that passed the caps (for TLS: before its handshake). */
   protected abstract accepted(socket: net.Socket): void;
+
+  /** Closed by closeConnections(); TLS subclasses may add the TLSSocket over a raw one. */
+  protected track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+  }
 
   get port(): number {
     return boundPort(this.server);
