@@ -9,6 +9,7 @@ import { serveCommand } from './commands/serve.js';
 import { checkCommand } from './commands/check.js';
 import { listsCheckCommand } from './commands/lists-check.js';
 import { tailCommand } from './commands/tail.js';
+import { reportCommand } from './commands/report.js';
 
 const HELP = `appfence — DNS resolver (UDP, TCP, DoT, DoH) that keeps TikTok off organisation-owned devices
 
@@ -18,6 +19,8 @@ Usage:
                                                       explain the decision for each NAME (exit 0 all allowed, 1 any blocked)
   appfence lists check FILE...                        parse list files, report rejected lines (exit 1 if any)
   appfence tail [FILE]                                follow the block log (stdin or FILE), one readable line per event
+  appfence report [--since DURATION] [--group G] [--format table|json|csv] [FILE...]
+                                                      per device: blocked names, counts, first/last seen, TikTok app or web
   appfence --version | --help | COMMAND --help
 
 Exit codes: 0 ok, 1 negative answer (check, lists check), 2 usage or config error.`;
@@ -36,6 +39,12 @@ export const COMMAND_HELP: Record<string, string> = {
   lists: `Usage: appfence lists check FILE...
   Parses list files (plain, hosts, adblock, *.x), prints the rule count and every rejected line as
   FILE:LINE. Exit 1 if any line was rejected, 2 if a file cannot be read.`,
+  report: `Usage: appfence report [--since DURATION] [--group G] [--format table|json|csv] [FILE...]
+  Summarises block logs (FILE..., e.g. blocks.log*: rotated and gzip-compressed copies are read too;
+  stdin without FILE). One row per device (certificate CN, else client address): blocks and audits,
+  first and last seen, top names, and whether the names show the TikTok APP (its API/telemetry zones,
+  tiktokv.*) or only the WEB (tiktok.com pages, web assets, embeds). --since 90s|30m|4h|1d|2w or an ISO
+  date; --group keeps one group's events. Exit 0, or 2 on bad input or an unreadable FILE.`,
   tail: `Usage: appfence tail [FILE]
   Follows the block log (JSON lines) from FILE, or from stdin, printing one readable line per event.`,
 };
@@ -70,6 +79,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return listsCheckCommand(rest.slice(1));
     case 'tail':
       return tailCommand(rest);
+    case 'report':
+      return reportCommand(rest);
     default:
       throw new UsageError(`unknown command "${command}"; see appfence --help`);
   }
