@@ -51,6 +51,8 @@ export interface DnsConfig {
   readonly maxConnections: number;
   /** Cap on concurrent connections from one source address per listener (a few sockets must not take them all). */
   readonly maxConnectionsPerClient: number;
+  /** RFC 9462 discovery: `_dns.resolver.arpa` SVCB advertises the DoT/DoH listeners under this host name. */
+  readonly ddr?: { readonly target: string };
 }
 
 export interface ProxyConfig {
@@ -79,6 +81,8 @@ export interface ListConfig {
   readonly sources: readonly string[];
   /** "auto": each line's own format decides; "subtree": every rule covers the name and everything below it. */
   readonly match: 'auto' | 'subtree';
+  /** Overrides the group's mode for names this list blocks (bypass signals must be NXDOMAIN). */
+  readonly answer?: BlockMode;
 }
 
 export interface GroupConfig {
@@ -91,6 +95,8 @@ export interface GroupConfig {
   readonly block: readonly string[];
   readonly allow: readonly string[];
   readonly mode: BlockMode;
+  /** Decide and log (event "audit") as usual, but answer as if allowed: a ban rolled out group by group. */
+  readonly audit?: boolean;
 }
 
 export interface LogConfig {

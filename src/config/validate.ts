@@ -80,7 +80,7 @@ function readDns(r: Reader, value: unknown): DnsConfig {
   const path = 'dns';
   const checked = r.mapping(path, value ?? {}, [
     'listen', 'tls', 'https', 'upstreams', 'timeoutMs', 'cache', 'blockedTtl', 'tcpIdleTimeoutMs', 'maxConnections',
-    'maxConnectionsPerClient',
+    'maxConnectionsPerClient', 'ddr',
   ]);
   const v = checked ?? {};
   const tls = optional(v.tls, (t) => readTls(r, child(path, 'tls'), t, ['0.0.0.0:853']));
@@ -103,7 +103,22 @@ function readDns(r: Reader, value: unknown): DnsConfig {
     tcpIdleTimeoutMs: r.integer(child(path, 'tcpIdleTimeoutMs'), v.tcpIdleTimeoutMs, 10_000, 1),
     maxConnections: r.integer(child(path, 'maxConnections'), v.maxConnections, 1000, 1),
     maxConnectionsPerClient: r.integer(child(path, 'maxConnectionsPerClient'), v.maxConnectionsPerClient, 100, 1),
+    ddr: optional(v.ddr, (d) => readDdr(r, child(path, 'ddr'), d, tls !== undefined || https !== undefined)),
   };
+}
+
+/** A host name (letters, digits, hyphens, dots; no trailing dot needed) the DoT/DoH certificates are for. */
+const HOST_NAME = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
+function readDdr(r: Reader, path: string, value: unknown, encrypted: boolean): { target: string } | undefined {
+  const v = r.mapping(path, value, ['target']);
+  if (v === undefined) return undefined;
+  if (v.target === undefined) return r.fail(child(path, 'target'), 'is required: the host name clients verify the DoT/DoH certificate against');
+  const target = r.string(child(path, 'target'), v.target);
+  if (target === undefined) return undefined;
+  if (!HOST_NAME.test(target)) return r.fail(child(path, 'target'), `${quote(target)} is not a host name`);
+  if (!encrypted) return r.fail(path, 'needs dns.tls or dns.https: discovery advertises encrypted listeners, and there are none');
+  return { target: target.toLowerCase().replace(/\.$/, '') };
 }
 
 function readCache(r: Reader, path: string, value: unknown): CacheConfig {
@@ -183,12 +198,13 @@ function readLists(r: Reader, value: unknown): ListConfig[] {
   const lists: ListConfig[] = [];
   for (const name of names) {
     const path = child('lists', name);
-    const l = r.mapping(path, v[name], ['sources', 'match']);
+    const l = r.mapping(path, v[name], ['sources', 'match', 'answer']);
     if (l === undefined) continue;
     if (l.sources === undefined) r.fail(child(path, 'sources'), 'is required: files or http(s) URLs');
     const sources = l.sources === undefined ? [] : r.list(child(path, 'sources'), l.sources, (p, s) => readSource(r, p, s)) ?? [];
     if (Array.isArray(l.sources) && l.sources.length === 0) r.fail(child(path, 'sources'), 'must name at least one file or URL');
-    lists.push({ name, sources, match: r.oneOf(child(path, 'match'), l.match, ['auto', 'subtree'], 'auto') });
+    const answer = l.answer === undefined ? undefined : readMode(r, child(path, 'answer'), l.answer);
+    lists.push({ name, sources, match: r.oneOf(child(path, 'match'), l.match, ['auto', 'subtree'], 'auto'), answer });
   }
   return lists;
 }
@@ -232,7 +248,7 @@ function readGroups(r: Reader, value: unknown, lists: ReadonlySet<string>, hasCa
 }
 
 function readGroup(r: Reader, path: string, name: string, value: unknown, lists: ReadonlySet<string>, named: boolean): GroupConfig {
-  const keys = named ? ['subnets', 'certificates', 'block', 'allow', 'mode'] : ['block', 'allow', 'mode'];
+  const keys = named ? ['subnets', 'certificates', 'block', 'allow', 'mode', 'audit'] : ['block', 'allow', 'mode', 'audit'];
   const v = r.mapping(path, value ?? {}, keys) ?? {};
   const listRef = (p: string, ref: unknown): string | undefined => {
     const text = r.string(p, ref);
@@ -246,6 +262,7 @@ function readGroup(r: Reader, path: string, name: string, value: unknown, lists:
     block: r.list(child(path, 'block'), v.block ?? [], listRef) ?? [],
     allow: r.list(child(path, 'allow'), v.allow ?? [], listRef) ?? [],
     mode: readMode(r, child(path, 'mode'), v.mode),
+    audit: r.boolean(child(path, 'audit'), v.audit, false),
   };
 }
 

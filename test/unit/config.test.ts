@@ -41,6 +41,7 @@ t.test('the SPEC example parses into the normalised shape', async (t) => {
   t.equal(c.dns.blockedTtl, 60);
   t.equal(c.dns.tcpIdleTimeoutMs, 10000);
   t.equal(c.dns.maxConnections, 1000);
+  t.same(c.dns.ddr, { target: 'dns.city.example' });
   t.same(c.proxy, {
     listen: [{ host: '0.0.0.0', port: 3128 }],
     tls: { listen: [{ host: '0.0.0.0', port: 3129 }], cert: `${dir}/certs/server.pem`, key: `${dir}/certs/server-key.pem` },
@@ -52,17 +53,19 @@ t.test('the SPEC example parses into the normalised shape', async (t) => {
   t.same(c.lists, [
     { name: 'tiktok', sources: [`${dir}/blocklists/tiktok.txt`], match: 'auto' },
     { name: 'doh-bypass', sources: [`${dir}/blocklists/doh-bypass.txt`], match: 'auto' },
+    { name: 'signals', sources: [`${dir}/blocklists/bypass-signals.txt`], match: 'auto', answer: 'nxdomain' },
     { name: 'exceptions', sources: [`${dir}/blocklists/allow-example.txt`], match: 'auto' },
   ]);
   t.same(c.groups, [{
     name: 'city-devices',
     subnets: ['10.20.0.0/16', '2001:db8:20::/48'],
     certificates: { issuer: 'City Device CA', subject: { OU: 'City Devices' } },
-    block: ['tiktok', 'doh-bypass'],
+    block: ['tiktok', 'doh-bypass', 'signals'],
     allow: ['exceptions'],
     mode: 'null',
+    audit: false,
   }]);
-  t.same(c.default, { name: 'default', subnets: [], block: [], allow: [], mode: 'null' });
+  t.same(c.default, { name: 'default', subnets: [], block: [], allow: [], mode: 'null', audit: false });
   t.same(c.log, { level: 'info', blocks: 'stdout', queries: false });
   t.same(c.admin, { listen: { host: '127.0.0.1', port: 9153 }, token: 's3cret' });
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.dns.listen[0]) && Object.isFrozen(c.groups[0]?.subnets), 'deep-frozen');
@@ -75,7 +78,7 @@ t.test('defaults of a minimal file', async (t) => {
   t.same(c.access.allow, DEFAULT_ACCESS_ALLOW);
   t.same(c.lists, []);
   t.same(c.groups, []);
-  t.same(c.default, { name: 'default', subnets: [], block: [], allow: [], mode: 'null' });
+  t.same(c.default, { name: 'default', subnets: [], block: [], allow: [], mode: 'null', audit: false });
   t.same(c.log, { level: 'info', blocks: 'stdout', queries: false });
   t.notOk('proxy' in c || 'admin' in c || 'clientCerts' in c || 'tls' in c.dns, 'optional sections stay absent');
   t.same(parseConfig(MINIMAL + 'proxy:\nadmin:\n', FILE, {}).proxy, undefined, 'an empty section is as if left out');
@@ -160,6 +163,15 @@ t.test('one error per problem, each starting with its key path', async (t) => {
     ['list source scheme', MINIMAL + 'lists: { a: { sources: ["ftp://x/y"] } }',
       ['lists.a.sources[0]: "ftp://x/y": only files and http(s) URLs are supported']],
     ['list match', MINIMAL + 'lists: { a: { sources: [x], match: exact } }', ['lists.a.match: must be one of auto, subtree']],
+    ['list answer', MINIMAL + 'lists: { a: { sources: [x], answer: drop } }',
+      ['lists.a.answer: "drop" must be null, nxdomain, refused or { ip: [...] }']],
+    ['audit', MINIMAL + 'groups: { a: { audit: "yes" } }', ['groups.a.audit: must be true or false']],
+    ['ddr without encrypted listeners', 'dns: { upstreams: ["9.9.9.9"], ddr: { target: dns.city.example } }',
+      ['dns.ddr: needs dns.tls or dns.https: discovery advertises encrypted listeners, and there are none']],
+    ['ddr target', MINIMAL.replace('}', ', tls: { cert: a.pem, key: b.pem }, ddr: { target: "not a name" } }'),
+      ['dns.ddr.target: "not a name" is not a host name']],
+    ['ddr key', MINIMAL.replace('}', ', tls: { cert: a.pem, key: b.pem }, ddr: { name: x } }'),
+      ['dns.ddr.name: unknown key', 'dns.ddr.target: is required: the host name clients verify the DoT/DoH certificate against']],
     ['log level', MINIMAL + 'log: { level: verbose }', ['log.level: must be one of fatal, error, warn, info, debug, trace, silent']],
     ['boolean', MINIMAL + 'log: { queries: "yes" }', ['log.queries: must be true or false']],
     ['connect port', MINIMAL + 'proxy: { connectPorts: [443, 70000] }', ['proxy.connectPorts[1]: must be an integer from 1 to 65535']],
@@ -239,7 +251,7 @@ t.test('embedded default', async (t) => {
   ]);
   t.same(c.lists, [{ name: 'tiktok', sources: [join(PACKAGE_ROOT, 'blocklists/tiktok.txt')], match: 'auto' }]);
   t.equal(PACKAGE_ROOT, fileURLToPath(new URL('../../', import.meta.url)), 'package root is the repository root');
-  t.same(c.groups, [{ name: 'loopback', subnets: ['127.0.0.0/8', '::1/128'], block: ['tiktok'], allow: [], mode: 'null' }]);
+  t.same(c.groups, [{ name: 'loopback', subnets: ['127.0.0.0/8', '::1/128'], block: ['tiktok'], allow: [], mode: 'null', audit: false }]);
   t.same(c.access.allow, ['127.0.0.0/8', '::1/128']);
   t.same(c.proxy?.listen, [{ host: '127.0.0.1', port: 3128 }]);
   t.same(c.admin, { listen: { host: '127.0.0.1', port: 9153 } });
