@@ -6,8 +6,7 @@
 import type { Config } from './config/types.js';
 import { loadLists, type LoadedList } from './lists/load-lists.js';
 import { Policy } from './policy/policy.js';
-import { AccessList } from './identity/access.js';
-import { SubnetIdentifier } from './identity/identify.js';
+import { ClientIdentifier } from './identity/identify.js';
 import { AnswerCache } from './resolver/cache.js';
 import { UpstreamClient } from './resolver/upstream.js';
 import { Resolver } from './resolver/resolver.js';
@@ -231,8 +230,7 @@ async function build(config: Config, log: AppLogger, previous: Built | null): Pr
   const dohTls = dns.https === undefined ? null : await serverTlsOptions(dns.https, 'dns.https', clientAuth);
   const snapshot: Snapshot = Object.freeze({
     policy,
-    access: new AccessList(config.access.allow),
-    subnets: new SubnetIdentifier(config.groups),
+    identifier: new ClientIdentifier(config.access.allow, config.groups),
     resolver: new Resolver(cache, upstream),
     logQueries: config.log.queries,
   });

@@ -10,9 +10,8 @@ import { configFrom } from './load.js';
 import { UsageError, ConfigError } from '../errors.js';
 import { loadLists } from '../lists/load-lists.js';
 import { Policy, type RuleInfo } from '../policy/policy.js';
-import { AccessList } from '../identity/access.js';
-import { SubnetIdentifier, type ClientIdentity } from '../identity/identify.js';
-import { CertificateIdentifier } from '../identity/certificate.js';
+import { ClientIdentifier } from '../identity/identify.js';
+import { CertificateIdentifier, type CertIdentity } from '../identity/certificate.js';
 import { normalizeName } from '../match/normalize.js';
 
 export async function checkCommand(args: readonly string[]): Promise<number> {
@@ -33,12 +32,8 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
 
   const config = await configFrom(values.config);
   const out: string[] = [];
-  if (!new AccessList(config.access.allow).allows(values.client)) {
-    process.stdout.write(`${values.client}: refused (not in access.allow); every query gets REFUSED\n`);
-    return 1;
-  }
-
-  let who: ClientIdentity = new SubnetIdentifier(config.groups).identify(values.client);
+  // The certificate first: a valid one passes access.allow, on DoT/DoH as here.
+  let cert: CertIdentity | undefined;
   if (values.cert !== undefined) {
     if (config.clientCerts === undefined) throw new ConfigError('clientCerts', 'not configured, so --cert cannot identify anything');
     const certFile = values.cert;
@@ -47,8 +42,15 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
     });
     const caPems = await Promise.all(config.clientCerts.ca.map((f, i) => readPem(f, `clientCerts.ca[${i}]`)));
     const result = new CertificateIdentifier(caPems, config.groups).identifyPem(pem);
-    if (result.identity !== undefined) who = result.identity;
+    if (result.identity !== undefined) cert = result.identity;
     else out.push(`certificate: not used (${result.reason})`);
+  }
+  const who = new ClientIdentifier(config.access.allow, config.groups)
+    .identify({ address: values.client, proto: cert === undefined ? 'udp' : 'dot', cert });
+  if (who === null) {
+    out.push(`${values.client}: refused (not in access.allow); every query gets REFUSED`);
+    process.stdout.write(out.join('\n') + '\n');
+    return 1;
   }
 
   const lists = await loadLists(config.lists);

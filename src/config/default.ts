@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
-import { isIP } from './schema.js';
+import { isIP } from './parse-field.js';
 import type { Config } from './types.js';
 import { validateConfig } from './validate.js';
 

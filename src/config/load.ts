@@ -8,7 +8,6 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError, ConfigErrors } from '../errors.js';
-import { child } from './schema.js';
 import type { Config } from './types.js';
 import { validateConfig } from './validate.js';
 
@@ -53,6 +52,11 @@ function parseYaml(text: string, source: string): unknown {
   } catch (err) {
     throw new ConfigErrors(source, [new ConfigError('', `${source}: ${(err as Error).message}`, { cause: err })]);
   }
+}
+
+function child(path: string, key: string | number): string {
+  if (typeof key === 'number') return `${path}[${key}]`;
+  return path === '' ? key : `${path}.${key}`;
 }
 
 /**

@@ -1,227 +1,229 @@
 /**
- * The field readers of config validation: each takes a key path and a raw YAML value, returns the
- * normalised value or undefined, and records a ConfigError that starts with the key path
- * (`dns.listen[0]: "0.0.0.0" must be host:port or [v6]:port`). Errors are collected, never thrown,
- * so an admin sees every problem of a file in one run. config/validate.ts composes them per section;
- * the tree helpers at the end strip absent optionals and deep-freeze the result.
+ * The one source of the configuration: this zod schema validates a file (config/validate.ts),
+ * its output type is the Config every module reads (config/types.ts), and `z.toJSONSchema()` of
+ * it is the published appfence.schema.json that editors use (scripts/gen-schema.ts). Checks that
+ * span keys (a group naming an unknown list, a subnet in two groups) are the superRefines at the
+ * end; they run even when other keys are wrong, so an admin sees every problem in one run.
+ *
+ * The schema is built per config file because relative paths resolve against its folder (`dir`).
  */
-import { isAbsolute, resolve } from 'node:path';
-import { ConfigError } from '../errors.js';
-import type { ListenAddress, UpstreamConfig } from './types.js';
-import { parseCidr, parseIPv4, parseIPv6 } from '../net/ip.js';
+import { z } from 'zod';
+import { parseCidr } from '../net/ip.js';
+import {
+  MAX_TTL, blockMode, bool, cidr, duration, filePath, hostname, int, listSource, listen, listenList, oneOf,
+  pathOrPaths, text, upstream,
+} from './fields.js';
+import { quote } from './parse-field.js';
 
-export type Raw = Record<string, unknown>;
+/**
+ * Without access.allow, the private, loopback, link-local and ULA ranges may ask: a resolver on
+ * 0.0.0.0:53 must not become an open resolver (DNS amplification) just because a key was left out.
+ */
+export const DEFAULT_ACCESS_ALLOW: readonly string[] = [
+  '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '127.0.0.0/8', '169.254.0.0/16',
+  '::1/128', 'fc00::/7', 'fe80::/10',
+];
+/** The matcher keeps a group's lists in one 32-bit mask; one bit stays free for its own use. */
+export const MAX_LISTS = 31;
+export const DEFAULT_REFRESH_MS = 86_400_000;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const UPSTREAMS_REQUIRED = 'is required: at least one upstream resolver, e.g. ["9.9.9.9"]';
 
-const scratch = new Uint32Array(4);
-
-export function child(path: string, key: string | number): string {
-  if (typeof key === 'number') return `${path}[${key}]`;
-  return path === '' ? key : `${path}.${key}`;
+/** listen defaults to the protocol's usual port (853, 443, 3129) on every IPv4 address, as dns.listen does. */
+function tlsListener(dir: string, defaultListen: string) {
+  return z.strictObject({
+    listen: listenList([defaultListen]),
+    cert: filePath(dir, 'is required: the PEM certificate (chain) this listener presents'),
+    key: filePath(dir, 'is required: the PEM private key of cert'),
+  });
 }
 
-export function quote(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : String(value);
-}
-
-export function isIP(text: string, allowZone = false): boolean {
-  return parseIPv4(text) >= 0 || parseIPv6(text, scratch, allowZone);
-}
-
-/** Host names and IP-like typos get different advice: the first needs an IP, the second a fix. */
-function looksLikeHostname(text: string): boolean {
-  return /^[a-z0-9-]+(\.[a-z0-9-]+)*\.?$/i.test(text) && /[a-z]/i.test(text);
-}
-
-export class Reader {
-  readonly errors: ConfigError[] = [];
-
-  /**
-   * @param dir folder that relative paths resolve against
-   * @param reported key paths whose problem is already recorded (an unset ${VAR}): no second error there
-   */
-  constructor(readonly dir: string, private readonly reported: ReadonlySet<string> = new Set()) {}
-
-  fail(path: string, message: string): undefined {
-    if (!this.reported.has(path)) this.errors.push(new ConfigError(path, message));
-    return undefined;
-  }
-
-  /** A mapping with only the given keys; every unknown key is its own error. */
-  mapping(path: string, value: unknown, keys: readonly string[]): Raw | undefined {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return this.fail(path, 'must be a mapping');
-    for (const key of Object.keys(value)) {
-      if (!keys.includes(key)) this.fail(child(path, key), 'unknown key');
+function dnsSection(dir: string) {
+  return z.strictObject({
+    tls: tlsListener(dir, '0.0.0.0:853').optional().describe('DNS-over-TLS, RFC 7858'),
+    https: tlsListener(dir, '0.0.0.0:443').optional().describe('DNS-over-HTTPS, RFC 8484, GET and POST on /dns-query'),
+    listen: listenList(['0.0.0.0:53']).describe('UDP and TCP on each address'),
+    // No silent default: forwarding a city's queries to some public resolver must be a written choice.
+    upstreams: z.array(upstream(), { error: (i) => (i.input === undefined ? UPSTREAMS_REQUIRED : 'must be a list') })
+      .min(1, { error: UPSTREAMS_REQUIRED }).describe('plain = UDP (TCP on truncation), tls://, https://'),
+    timeoutMs: int(1).default(1500).describe('per upstream try; then the next upstream; then SERVFAIL'),
+    cache: z.strictObject({
+      maxEntries: int(1).default(100_000),
+      minTtl: int(0, MAX_TTL).default(0),
+      maxTtl: int(0, MAX_TTL).default(86_400),
+      negativeTtl: int(0, MAX_TTL).default(300),
+    }).superRefine((c, ctx) => {
+      if (c.minTtl > c.maxTtl) ctx.addIssue({ code: 'custom', path: ['minTtl'], message: `${c.minTtl} is above maxTtl ${c.maxTtl}` });
+    }).prefault({}),
+    blockedTtl: int(0, MAX_TTL).default(60).describe('TTL of every sinkhole answer'),
+    tcpIdleTimeoutMs: int(1).default(10_000).describe('RFC 7766 idle timeout for TCP/DoT connections'),
+    maxConnections: int(1).default(1000).describe('cap on concurrent connections per TCP, DoT or DoH listener'),
+    maxConnectionsPerClient: int(1).default(100).describe('cap on concurrent connections from one address per listener'),
+    maxUdpSize: int(512, 65535).default(1232)
+      .describe('largest UDP answer whatever the client\'s EDNS size (DNS Flag Day 2020); bigger: TC=1'),
+    rateLimit: z.strictObject({
+      responsesPerSecond: int(1).default(200),
+      slip: int(0, 100).default(2).describe('every slip-th answer over the limit is sent truncated (TC=1); 0: drop all'),
+    }).optional().describe('per client /24 (IPv4) or /56 (IPv6); over it: drop'),
+    workers: z.union([int(1, 256), z.literal('auto')], { error: 'must be a positive integer or "auto"' }).default(1)
+      .describe('processes serving DNS (SO_REUSEPORT); "auto" = one per core'),
+    ddr: z.strictObject({ target: hostname() })
+      .optional().describe('RFC 9462: _dns.resolver.arpa SVCB advertises the DoT/DoH listeners under this name'),
+  }).superRefine((d, ctx) => {
+    if (Array.isArray(d.listen) && d.listen.length === 0 && d.tls === undefined && d.https === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['listen'], message: 'is empty and there is no dns.tls or dns.https: nothing would serve DNS' });
     }
-    return value as Raw;
-  }
+  }, { when: () => true });
+}
 
-  /** Any keys (names chosen by the admin: lists, groups). */
-  namedMapping(path: string, value: unknown): Raw | undefined {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return this.fail(path, 'must be a mapping');
-    return value as Raw;
-  }
+function proxySection(dir: string) {
+  return z.strictObject({
+    listen: listenList(['0.0.0.0:3128']).describe('plain HTTP forward proxy: absolute-URI requests and CONNECT'),
+    tls: tlsListener(dir, '0.0.0.0:3129').optional().describe('the same proxy over TLS ("HTTPS proxy"), for certificate identity'),
+    connectPorts: z.array(int(1, 65535), { error: 'must be a list' }).default([443]).describe('CONNECT to any other port is refused (403)'),
+    blockPage: z.strictObject({ contact: z.string({ error: 'must be a string' }).default('') }).prefault({}),
+    pacHost: hostname().optional().describe('the host name the PAC file points at (default: the request\'s Host)'),
+  });
+}
 
-  /** Each item read by `item`; items that fail are dropped (their errors are recorded). */
-  list<T>(path: string, value: unknown, item: (path: string, value: unknown) => T | undefined): T[] | undefined {
-    if (!Array.isArray(value)) return this.fail(path, 'must be a list');
-    const out: T[] = [];
-    value.forEach((v: unknown, i) => {
-      const read = item(child(path, i), v);
-      if (read !== undefined) out.push(read);
-    });
-    return out;
-  }
+function clientCertsSection(dir: string) {
+  return z.strictObject({
+    ca: pathOrPaths(dir, { required: 'is required: one or more PEM files of the device CA', empty: 'must name at least one PEM file' }),
+    crl: pathOrPaths(dir, { empty: 'must name at least one PEM CRL file' }).default([]).describe('a revoked device is never identified'),
+    require: bool().default(false).describe('true: a TLS handshake without a valid device cert is refused'),
+  });
+}
 
-  string(path: string, value: unknown): string | undefined {
-    if (typeof value !== 'string') return this.fail(path, 'must be a string');
-    if (value.trim() === '') return this.fail(path, 'must not be empty');
-    return value;
-  }
+function listSection(dir: string) {
+  return z.strictObject({
+    sources: z.array(listSource(dir), { error: (i) => (i.input === undefined ? 'is required: files or http(s) URLs' : 'must be a list') })
+      .min(1, { error: 'must name at least one file or URL' }).describe('files or http(s) URLs'),
+    match: oneOf(['auto', 'subtree']).default('auto')
+      .describe('auto: each line\'s format decides; subtree: every rule covers the name and everything below it'),
+    refresh: duration().prefault('24h').describe('how often URL sources are fetched again (files: on SIGHUP)'),
+    answer: blockMode().optional().describe('overrides the group\'s mode for names this list blocks'),
+  }).transform(({ refresh, ...rest }) => ({ ...rest, refreshMs: refresh }));
+}
 
-  boolean(path: string, value: unknown, fallback: boolean): boolean {
-    if (value === undefined) return fallback;
-    if (typeof value !== 'boolean') return this.fail(path, 'must be true or false') ?? fallback;
-    return value;
-  }
+const listRef = () => text();
 
-  /** Integers only; 1.5, "1500" and 1e400 are errors. `min` 1 reads "positive", 0 "non-negative". */
-  integer(path: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-    if (value === undefined) return fallback;
-    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max) return value;
-    if (max !== Number.MAX_SAFE_INTEGER) return this.fail(path, `must be an integer from ${min} to ${max}`) ?? fallback;
-    return this.fail(path, `must be a ${min === 1 ? 'positive' : 'non-negative'} integer`) ?? fallback;
-  }
+/** The group keys that `default:` has too (it has no subnets or certificates: it is whoever matches nothing). */
+const groupPolicyShape = () => ({
+  block: z.array(listRef(), { error: 'must be a list' }).default([]),
+  allow: z.array(listRef(), { error: 'must be a list' }).default([]).describe('allow beats block'),
+  mode: blockMode().default('null'),
+  audit: bool().default(false).describe('true: decide and log (event "audit"), but answer as if allowed'),
+  logQueries: bool().optional().describe('one "query" line per allowed query (overrides log.queries)'),
+});
 
-  oneOf<T extends string>(path: string, value: unknown, options: readonly T[], fallback: T): T {
-    if (value === undefined) return fallback;
-    if (typeof value === 'string' && (options as readonly string[]).includes(value)) return value as T;
-    return this.fail(path, `must be one of ${options.join(', ')}`) ?? fallback;
-  }
+const certificateMatch = () => {
+  const field = () => text();
+  return z.strictObject({
+    issuer: field().optional(),
+    subject: z.strictObject({ CN: field().optional(), O: field().optional(), OU: field().optional() }).refine(
+      (s) => Object.keys(s).length > 0, { error: 'must give at least one of CN, O, OU' }).optional(),
+  }).refine((c) => c.issuer !== undefined || c.subject !== undefined,
+    { error: 'must give issuer or subject (an empty match would take every valid certificate)' })
+    .describe('all given fields must match; values may use * globs');
+};
 
-  /** A file path; relative ones resolve against the config file's folder. */
-  path(path: string, value: unknown): string | undefined {
-    const text = this.string(path, value);
-    if (text === undefined) return undefined;
-    return isAbsolute(text) ? text : resolve(this.dir, text);
-  }
+const groupSection = () => z.strictObject({
+  subnets: z.array(cidr(), { error: 'must be a list' }).default([]),
+  certificates: certificateMatch().optional(),
+  ...groupPolicyShape(),
+});
 
-  /** `host:port` or `[v6]:port` with an IP host; port 0 asks the OS for a free port (tests). */
-  listen(path: string, value: unknown): ListenAddress | undefined {
-    if (typeof value !== 'string') return this.fail(path, 'must be a string "host:port" or "[v6]:port"');
-    const shape = `${quote(value)} must be host:port or [v6]:port`;
-    let host: string;
-    let port: string;
-    if (value.startsWith('[')) {
-      const close = value.indexOf(']:');
-      if (close === -1) return this.fail(path, shape);
-      host = value.slice(1, close);
-      port = value.slice(close + 2);
-      if (!parseIPv6(host, scratch, true)) return this.fail(path, `${quote(value)}: ${quote(host)} is not an IPv6 address`);
-    } else {
-      const colon = value.lastIndexOf(':');
-      if (colon === -1 || value.indexOf(':') !== colon) return this.fail(path, shape);
-      host = value.slice(0, colon);
-      port = value.slice(colon + 1);
-      if (parseIPv4(host) < 0) {
-        if (looksLikeHostname(host)) return this.fail(path, `${quote(value)}: the host must be an IP address, not a hostname`);
-        return this.fail(path, `${quote(value)}: ${quote(host)} is not an IP address`);
-      }
-    }
-    if (!/^[0-9]{1,5}$/.test(port) || Number(port) > 65535) return this.fail(path, `${quote(value)}: port must be 0-65535`);
-    return { host, port: Number(port) };
-  }
+function logSection(dir: string) {
+  return z.strictObject({
+    level: oneOf(LOG_LEVELS).default('info'),
+    blocks: z.union([z.literal('stdout'), filePath(dir)], { error: 'must be a string' }).default('stdout')
+      .describe('stdout | FILE: one JSON line per blocked query or request'),
+    queries: bool().default(false).describe('true: also one line per allowed query'),
+  });
+}
 
-  listenList(path: string, value: unknown, fallback: readonly string[]): ListenAddress[] {
-    const read = this.list(path, value ?? fallback, (p, v) => this.listen(p, v)) ?? [];
-    return read;
-  }
+function adminSection() {
+  return z.strictObject({
+    listen: listen().prefault('127.0.0.1:9153'),
+    token: text().optional(),
+  });
+}
 
-  /** A CIDR or a bare address (= /32, /128), returned as written; host bits set are a typo, not a network. */
-  cidr(path: string, value: unknown): string | undefined {
-    if (typeof value !== 'string') return this.fail(path, 'must be a string (a CIDR such as "10.20.0.0/16")');
-    const parsed = parseCidr(value);
-    if (parsed === undefined) return this.fail(path, `${quote(value)} is not a CIDR`);
-    if (parsed.hostBits) return this.fail(path, `${quote(value)} has bits set beyond its /${value.split('/')[1]} prefix`);
-    return value;
-  }
+export function configSchema(dir: string) {
+  return z.strictObject({
+    $schema: z.string().optional().describe('the JSON Schema this file follows (for editors; ignored)'),
+    dns: dnsSection(dir).prefault({} as z.input<ReturnType<typeof dnsSection>>),
+    proxy: proxySection(dir).optional(),
+    clientCerts: clientCertsSection(dir).optional().describe('trust for device certificates, on every TLS listener'),
+    access: z.strictObject({ allow: z.array(cidr(), { error: 'must be a list' }).default([...DEFAULT_ACCESS_ALLOW]) })
+      .prefault({}).describe('anyone else: DNS REFUSED, proxy 403'),
+    lists: z.record(z.string(), listSection(dir), { error: 'must be a mapping' })
+      .superRefine((l, ctx) => {
+        const n = Object.keys(l).length;
+        if (n > MAX_LISTS) ctx.addIssue({ code: 'custom', message: `${n} lists; at most ${MAX_LISTS} are supported` });
+      }, { when: () => true }).default({}),
+    stateDir: filePath(dir).prefault('state').describe('last good copy of every URL source (default: "state" beside the config file)'),
+    groups: z.record(z.string(), groupSection(), { error: 'must be a mapping' }).default({}),
+    default: z.strictObject(groupPolicyShape()).prefault({}).describe('clients that match no group'),
+    log: logSection(dir).prefault({}),
+    admin: adminSection().optional().describe('GET /metrics /healthz /readyz /check; POST /reload (bearer token)'),
+  }).superRefine(crossChecks, { when: () => true });
+}
 
-  /**
-   * `9.9.9.9`, `9.9.9.9:5353`, `[2620:fe::fe]:53`, `2620:fe::fe`, `udp://…` (UDP, TCP on truncation),
-   * `tls://1.1.1.1` (port 853), `https://dns.example/dns-query` (DoH, port 443). Plain and tls hosts
-   * must be IPs: appfence would otherwise need a resolver to find its resolver.
-   */
-  upstream(path: string, value: unknown): UpstreamConfig | undefined {
-    if (typeof value !== 'string') return this.fail(path, 'must be a string such as "9.9.9.9" or "tls://1.1.1.1:853"');
-    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
-    if (scheme === 'https') return this.httpsUpstream(path, value);
-    if (scheme !== undefined && scheme !== 'udp' && scheme !== 'tls') {
-      return this.fail(path, `${quote(value)}: unsupported scheme "${scheme}" (use a plain address, tls:// or https://)`);
-    }
-    const proto = scheme === 'tls' ? 'tls' : 'udp';
-    const rest = scheme === undefined ? value : value.slice(scheme.length + 3);
-    let host = rest;
-    let port = proto === 'tls' ? 853 : 53;
-    if (rest.startsWith('[')) {
-      const close = rest.indexOf(']');
-      host = rest.slice(1, close === -1 ? rest.length : close);
-      const after = close === -1 ? '' : rest.slice(close + 1);
-      if (close === -1 || (after !== '' && !after.startsWith(':'))) return this.fail(path, `${quote(value)} is not an upstream address`);
-      if (after !== '') {
-        const p = this.upstreamPort(path, value, after.slice(1));
-        if (p === undefined) return undefined;
-        port = p;
-      }
-      if (!parseIPv6(host, scratch, true)) return this.fail(path, `${quote(value)}: ${quote(host)} is not an IPv6 address`);
-    } else if (!parseIPv6(rest, scratch, true)) {
-      const colon = rest.lastIndexOf(':');
-      if (colon !== -1) {
-        host = rest.slice(0, colon);
-        const p = this.upstreamPort(path, value, rest.slice(colon + 1));
-        if (p === undefined) return undefined;
-        port = p;
-      }
-      if (parseIPv4(host) < 0) {
-        if (looksLikeHostname(host)) {
-          return this.fail(path, `${quote(value)}: the host must be an IP address (appfence does not resolve its own upstreams)`);
+type Checked = Record<string, unknown>;
+const record = (v: unknown): Checked => (typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Checked : {});
+
+/**
+ * Checks between sections. They also run when other keys failed, so every value is looked at
+ * defensively (a key that failed holds whatever was written there).
+ */
+function crossChecks(raw: unknown, ctx: z.RefinementCtx): void {
+  const top = record(raw);
+  const lists = new Set(Object.keys(record(top.lists)));
+  const hasCa = top.clientCerts !== undefined;
+  const refs = (path: (string | number)[], group: Checked) => {
+    for (const key of ['block', 'allow'] as const) {
+      const names = group[key];
+      if (!Array.isArray(names)) continue;
+      names.forEach((name: unknown, i) => {
+        if (typeof name === 'string' && name.trim() !== '' && !lists.has(name)) {
+          ctx.addIssue({ code: 'custom', path: [...path, key, i], message: `no list named ${quote(name)}` });
         }
-        return this.fail(path, `${quote(value)} is not an upstream address`);
-      }
+      });
     }
-    return { proto, host, port, text: value };
+  };
+  const owners = new Map<string, string>();
+  for (const [name, value] of Object.entries(record(top.groups))) {
+    const path = ['groups', name];
+    if (name.trim() === '') { ctx.addIssue({ code: 'custom', path, message: 'a group needs a name' }); continue; }
+    if (name === 'default') {
+      ctx.addIssue({ code: 'custom', path, message: '"default" is reserved: write that group as the top-level default section' });
+      continue;
+    }
+    const group = record(value);
+    refs(path, group);
+    if (group.certificates !== undefined && !hasCa) {
+      ctx.addIssue({ code: 'custom', path: [...path, 'certificates'], message: 'needs clientCerts.ca to verify device certificates' });
+    }
+    if (!Array.isArray(group.subnets)) continue;
+    group.subnets.forEach((subnet: unknown, i) => {
+      const c = typeof subnet === 'string' ? parseCidr(subnet) : undefined;
+      if (c === undefined) return;
+      const key = `${c.family}:${c.words.join(',')}/${c.prefix}`;
+      const owner = owners.get(key);
+      if (owner !== undefined) {
+        ctx.addIssue({ code: 'custom', path: [...path, 'subnets', i], message: `${quote(subnet)} is already a subnet of group "${owner}"` });
+      } else owners.set(key, name);
+    });
   }
-
-  private upstreamPort(path: string, value: string, port: string): number | undefined {
-    if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
-      return this.fail(path, `${quote(value)}: port must be 1-65535`);
-    }
-    return Number(port);
-  }
-
-  private httpsUpstream(path: string, value: string): UpstreamConfig | undefined {
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      return this.fail(path, `${quote(value)} is not a URL`);
-    }
-    if (url.hostname === '') return this.fail(path, `${quote(value)} has no host`);
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    return { proto: 'https', host, port: url.port === '' ? 443 : Number(url.port), url: url.href, text: value };
+  refs(['default'], record(top.default));
+  const admin = record(top.admin);
+  const at = typeof admin.listen === 'object' && admin.listen !== null ? admin.listen as { host?: unknown } : undefined;
+  if (top.admin !== undefined && at !== undefined && admin.token === undefined && typeof at.host === 'string' && !isLoopback(at.host)) {
+    ctx.addIssue({ code: 'custom', path: ['admin', 'token'], message: `is required when admin.listen is not on loopback (${at.host})` });
   }
 }
 
-/** Optional keys are absent rather than present-and-undefined, so a frozen config prints and compares cleanly. */
-export function withoutUndefined<T>(value: T): T {
-  if (Array.isArray(value)) return value.map(withoutUndefined) as T;
-  if (typeof value !== 'object' || value === null) return value;
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)
-    .map(([k, v]) => [k, withoutUndefined(v)])) as T;
-}
-
-export function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
+function isLoopback(host: string): boolean {
+  return host === '::1' || /^127\./.test(host) || /^::ffff:127\./i.test(host);
 }

@@ -1,115 +1,45 @@
 /**
- * The validated, normalised configuration: what every other module reads. Produced only by
- * config/load.ts (from YAML/JSON) or config/default.ts; deep-frozen, never mutated.
- * Paths are absolute (resolved against the config file's folder); addresses are split.
+ * The validated, normalised configuration: what every other module reads. The types are the
+ * output of the one schema (config/schema.ts), so a key added there is typed here at once.
+ * Produced only by config/load.ts (from YAML/JSON) or config/default.ts; deep-frozen, never
+ * mutated. Paths are absolute (resolved against the config file's folder); addresses are split;
+ * lists and groups are arrays in the order written, each with its name.
  */
+import type { z } from 'zod';
+import type { configSchema } from './schema.js';
 
-export type BlockMode = 'null' | 'nxdomain' | 'refused' | { readonly ip: readonly string[] };
+export type { BlockMode } from './fields.js';
+export type { ListenAddress, UpstreamConfig } from './parse-field.js';
 
-export interface ListenAddress {
-  /** IP address without brackets, e.g. "0.0.0.0", "::1". */
-  readonly host: string;
-  readonly port: number;
-}
+type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[]
+  : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
 
-export interface TlsListenerConfig {
-  readonly listen: readonly ListenAddress[];
-  /** Absolute paths to PEM files. */
-  readonly cert: string;
-  readonly key: string;
-}
+type Parsed = z.output<ReturnType<typeof configSchema>>;
+type ParsedList = Parsed['lists'][string];
+type ParsedGroup = Parsed['groups'][string];
 
-export interface CacheConfig {
-  readonly maxEntries: number;
-  readonly minTtl: number;
-  readonly maxTtl: number;
-  readonly negativeTtl: number;
-}
+export type DnsConfig = DeepReadonly<Parsed['dns']>;
+export type CacheConfig = DnsConfig['cache'];
+export type TlsListenerConfig = NonNullable<DnsConfig['tls']>;
+export type ProxyConfig = DeepReadonly<NonNullable<Parsed['proxy']>>;
+export type ClientCertsConfig = DeepReadonly<NonNullable<Parsed['clientCerts']>>;
+export type LogConfig = DeepReadonly<Parsed['log']>;
+export type AdminConfig = DeepReadonly<NonNullable<Parsed['admin']>>;
+/** All given fields must match; values may use `*` globs (case-insensitive). `issuer` is the issuer CN. */
+export type CertificateMatch = DeepReadonly<NonNullable<ParsedGroup['certificates']>>;
 
-export interface UpstreamConfig {
-  /** "udp" = plain DNS over UDP with TCP on truncation. */
-  readonly proto: 'udp' | 'tls' | 'https';
-  readonly host: string;
-  readonly port: number;
-  /** For https upstreams, the full URL. */
-  readonly url?: string;
-  /** The string as written in the config, for logs. */
-  readonly text: string;
-}
-
-export interface DnsConfig {
-  readonly listen: readonly ListenAddress[];
-  readonly tls?: TlsListenerConfig;
-  readonly https?: TlsListenerConfig;
-  readonly upstreams: readonly UpstreamConfig[];
-  readonly timeoutMs: number;
-  readonly cache: CacheConfig;
-  readonly blockedTtl: number;
-  /** RFC 7766 idle timeout for TCP/DoT connections. */
-  readonly tcpIdleTimeoutMs: number;
-  /** Cap on concurrent connections per TCP, DoT or DoH listener. */
-  readonly maxConnections: number;
-  /** Cap on concurrent connections from one source address per listener (a few sockets must not take them all). */
-  readonly maxConnectionsPerClient: number;
-  /** RFC 9462 discovery: `_dns.resolver.arpa` SVCB advertises the DoT/DoH listeners under this host name. */
-  readonly ddr?: { readonly target: string };
-}
-
-export interface ProxyConfig {
-  readonly listen: readonly ListenAddress[];
-  readonly tls?: TlsListenerConfig;
-  readonly connectPorts: readonly number[];
-  readonly blockPage: { readonly contact: string };
-}
-
-export interface ClientCertsConfig {
-  /** Absolute paths of PEM files, each holding one or more CA certificates. */
-  readonly ca: readonly string[];
-  readonly require: boolean;
-}
-
-/** All given fields must match; values may use `*` globs (case-insensitive). */
-export interface CertificateMatch {
-  /** Issuer common name. */
-  readonly issuer?: string;
-  readonly subject?: { readonly CN?: string; readonly O?: string; readonly OU?: string };
-}
-
-export interface ListConfig {
+export type ListConfig = DeepReadonly<ParsedList & {
   readonly name: string;
-  /** Absolute file paths or http(s) URLs. */
-  readonly sources: readonly string[];
-  /** "auto": each line's own format decides; "subtree": every rule covers the name and everything below it. */
-  readonly match: 'auto' | 'subtree';
-  /** Overrides the group's mode for names this list blocks (bypass signals must be NXDOMAIN). */
-  readonly answer?: BlockMode;
-}
+}>;
 
-export interface GroupConfig {
+export type GroupConfig = DeepReadonly<Omit<ParsedGroup, 'logQueries' | 'audit'> & {
   /** Group name; "default" for the `default:` section. */
   readonly name: string;
-  /** CIDR strings as written, e.g. "10.20.0.0/16", "2001:db8:20::/48". */
-  readonly subnets: readonly string[];
-  readonly certificates?: CertificateMatch;
-  /** List names (keys of Config.lists). */
-  readonly block: readonly string[];
-  readonly allow: readonly string[];
-  readonly mode: BlockMode;
-  /** Decide and log (event "audit") as usual, but answer as if allowed: a ban rolled out group by group. */
+  /** Decide and log (event "audit") but answer as if allowed. Absent in hand-built groups: false. */
   readonly audit?: boolean;
-}
-
-export interface LogConfig {
-  readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** "stdout" or an absolute file path. */
-  readonly blocks: string;
-  readonly queries: boolean;
-}
-
-export interface AdminConfig {
-  readonly listen: ListenAddress;
-  readonly token?: string;
-}
+  /** One "query" line per allowed query: the group's logQueries, else log.queries. Absent: log.queries. */
+  readonly logQueries?: boolean;
+}>;
 
 export interface Config {
   /** Absolute path of the config file, or "<embedded default>". */
@@ -118,8 +48,9 @@ export interface Config {
   readonly proxy?: ProxyConfig;
   readonly clientCerts?: ClientCertsConfig;
   readonly access: { readonly allow: readonly string[] };
-  /** In the order written. */
   readonly lists: readonly ListConfig[];
+  /** Absolute folder holding the last good copy of every URL source. */
+  readonly stateDir: string;
   /** In the order written; `default` is separate. */
   readonly groups: readonly GroupConfig[];
   readonly default: GroupConfig;

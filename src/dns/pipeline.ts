@@ -1,6 +1,7 @@
 /**
  * The DNS query path, one line per stage (aesthetics.md §5.3):
- *   parse → access → identify → decide → sinkhole | resolve (cache → upstream) → inspect CNAMEs → reply.
+ *   parse → identify (access.allow, cert › subnet › default: identity/identify.ts) → decide → sinkhole |
+ *   resolve (cache → upstream) → inspect CNAMEs → reply.
  * Transports hand in raw query bytes and a Peer; they get back raw reply bytes, null (drop), or a
  * promise of either. Everything up to a cache hit is synchronous; only an upstream exchange awaits.
  * The pipeline reads the current Snapshot on every query, so a reload is one reference swap.
@@ -8,8 +9,7 @@
 import type { ClientIdentity, Peer, Proto } from '../net/peer.js';
 import type { BlockLog, LogEvent } from '../log/block-log.js';
 import type { GroupPolicy, Policy, RuleInfo } from '../policy/policy.js';
-import type { AccessList } from '../identity/access.js';
-import type { SubnetIdentifier } from '../identity/identify.js';
+import type { Identifier } from '../identity/identify.js';
 import type { Resolver } from '../resolver/resolver.js';
 import { readQuery, ParseFailure, type Query } from '../wire/read.js';
 import { errorReply, truncateForUdp, RCODE } from '../wire/write.js';
@@ -28,8 +28,7 @@ export interface DnsPeer extends Peer {
 /** Everything a query needs that a reload may replace, swapped as one reference. */
 export interface Snapshot {
   readonly policy: Policy;
-  readonly access: AccessList;
-  readonly subnets: SubnetIdentifier;
+  readonly identifier: Identifier;
   readonly resolver: Resolver;
   readonly logQueries: boolean;
 }
@@ -69,12 +68,11 @@ export class DnsPipeline {
     const q = readQuery(buf);
     if (typeof q === 'number') return this.malformed(buf, peer, q);
     const s = this.snapshot;
-    // A verified device certificate is stronger than a source address: the laptop at a hotel is served
-    if (peer.cert === undefined && !s.access.allows(peer.address)) {
+    const who = s.identifier.identify(peer);
+    if (who === null) {
       this.stats.count(peer.proto, 'refused');
       return errorReply(buf, q, RCODE.REFUSED);
     }
-    const who = peer.cert ?? s.subnets.identify(peer.address);
     const group = s.policy.group(who.group);
     const ruleId = s.policy.blockRule(group, q.qname);
     if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, null);

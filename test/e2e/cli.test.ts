@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dgram from 'node:dgram';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { createTestPki, cityDevices } from '../helpers/certs.js';
+import { rm } from 'node:fs/promises';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = join(root, 'dist/cli.js');
@@ -226,4 +228,38 @@ t.test('tail FILE follows the block log as it grows', async (t) => {
   appendFileSync(file, line('second.tiktok.com'));
   await seen('second.tiktok.com');
   t.match(out, /BLOCK\s+tcp\s+10\.20\.4\.7\s+city \(cert laptop-042\)\s+second\.tiktok\.com AAAA → nxdomain\s+\[tiktok: tiktok\.com\]/);
+});
+
+t.test('check --cert from an address outside access.allow agrees with the server: a valid device certificate passes', async (t) => {
+  const pki = await createTestPki();
+  t.teardown(() => rm(pki.dir, { recursive: true, force: true }));
+  const { laptop, forged } = await cityDevices(pki);
+  const expired = await pki.device({ cn: 'laptop-044', ou: 'City Devices', days: -1 });
+  const file = join(dir, 'roaming.yaml');
+  writeFileSync(file, `dns: { upstreams: ["127.0.0.1:53"] }
+clientCerts: { ca: ${pki.ca.cert} }
+access: { allow: ["10.0.0.0/8"] }
+lists: { tiktok: { sources: ["${join(root, 'blocklists/tiktok.txt')}"] } }
+groups:
+  city:
+    subnets: ["10.20.0.0/16"]
+    certificates: { issuer: "City Device CA", subject: { OU: "City Devices", CN: "laptop-*" } }
+    block: [tiktok]
+`);
+  const hotel = '203.0.113.5';
+  const served = run(['check', '--config', file, '--client', hotel, '--cert', laptop.cert, 'www.tiktok.com']);
+  t.equal(served.status, 1, 'blocked → 1, not refused');
+  t.match(served.stdout, /www\.tiktok\.com\s+BLOCK\s+group=city\s+via=cert\s+device=laptop-042/);
+  t.notMatch(served.stdout, /refused/);
+  const bare = run(['check', '--config', file, '--client', hotel, 'www.tiktok.com']);
+  t.equal(bare.status, 1);
+  t.match(bare.stdout, /203\.0\.113\.5: refused \(not in access\.allow\)/, 'the same address without a certificate is refused');
+  for (const [label, cert, reason] of [['stranger CA', forged, 'not signed by clientCerts.ca'], ['expired', expired, 'expired']] as const) {
+    const r = run(['check', '--config', file, '--client', hotel, '--cert', cert.cert, 'www.tiktok.com']);
+    t.equal(r.status, 1, label);
+    t.match(r.stdout, new RegExp(`certificate: not used \\(${reason}\\)\n203\\.0\\.113\\.5: refused`), `${label}: said why, then refused`);
+  }
+  const office = run(['check', '--config', file, '--client', '10.20.1.2', '--cert', laptop.cert, 'example.org']);
+  t.equal(office.status, 0);
+  t.match(office.stdout, /example\.org\s+ALLOW\s+group=city\s+via=cert\s+device=laptop-042/, 'inside access.allow the certificate still beats the subnet');
 });

@@ -41,31 +41,39 @@ t.test('the SPEC example parses into the normalised shape', async (t) => {
   t.equal(c.dns.blockedTtl, 60);
   t.equal(c.dns.tcpIdleTimeoutMs, 10000);
   t.equal(c.dns.maxConnections, 1000);
+  t.equal(c.dns.maxUdpSize, 1232);
+  t.same(c.dns.rateLimit, { responsesPerSecond: 200, slip: 2 });
+  t.equal(c.dns.workers, 1);
   t.same(c.dns.ddr, { target: 'dns.city.example' });
   t.same(c.proxy, {
     listen: [{ host: '0.0.0.0', port: 3128 }],
     tls: { listen: [{ host: '0.0.0.0', port: 3129 }], cert: `${dir}/certs/server.pem`, key: `${dir}/certs/server-key.pem` },
     connectPorts: [443],
-    blockPage: { contact: '' },
+    blockPage: { contact: 'IT service desk, ext. 4357' },
+    pacHost: 'proxy.city.example',
   });
-  t.same(c.clientCerts, { ca: [`${dir}/certs/device-ca.pem`], require: false });
+  t.same(c.clientCerts, { ca: [`${dir}/certs/device-ca.pem`], crl: [`${dir}/certs/device-ca.crl`], require: false });
   t.same(c.access.allow, ['10.0.0.0/8', '192.168.0.0/16', '127.0.0.0/8', '::1/128']);
+  const day = 86_400_000;
   t.same(c.lists, [
-    { name: 'tiktok', sources: [`${dir}/blocklists/tiktok.txt`], match: 'auto' },
-    { name: 'doh-bypass', sources: [`${dir}/blocklists/doh-bypass.txt`], match: 'auto' },
-    { name: 'signals', sources: [`${dir}/blocklists/bypass-signals.txt`], match: 'auto', answer: 'nxdomain' },
-    { name: 'exceptions', sources: [`${dir}/blocklists/allow-example.txt`], match: 'auto' },
+    { name: 'tiktok', sources: [`${dir}/blocklists/tiktok.txt`], match: 'auto', refreshMs: day },
+    { name: 'doh-bypass', sources: [`${dir}/blocklists/doh-bypass.txt`], match: 'auto', refreshMs: day },
+    { name: 'signals', sources: [`${dir}/blocklists/bypass-signals.txt`], match: 'auto', refreshMs: day, answer: 'nxdomain' },
+    { name: 'vendor', sources: ['https://lists.example/tiktok.txt'], match: 'auto', refreshMs: 4 * 3_600_000 },
+    { name: 'exceptions', sources: [`${dir}/blocklists/allow-example.txt`], match: 'auto', refreshMs: day },
   ]);
+  t.equal(c.stateDir, '/var/lib/appfence');
   t.same(c.groups, [{
     name: 'city-devices',
     subnets: ['10.20.0.0/16', '2001:db8:20::/48'],
     certificates: { issuer: 'City Device CA', subject: { OU: 'City Devices' } },
-    block: ['tiktok', 'doh-bypass', 'signals'],
+    block: ['tiktok', 'doh-bypass'],
     allow: ['exceptions'],
     mode: 'null',
     audit: false,
+    logQueries: false,
   }]);
-  t.same(c.default, { name: 'default', subnets: [], block: [], allow: [], mode: 'null', audit: false });
+  t.same(c.default, { name: 'default', subnets: [], block: [], allow: [], mode: 'null', audit: false, logQueries: false });
   t.same(c.log, { level: 'info', blocks: 'stdout', queries: false });
   t.same(c.admin, { listen: { host: '127.0.0.1', port: 9153 }, token: 's3cret' });
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.dns.listen[0]) && Object.isFrozen(c.groups[0]?.subnets), 'deep-frozen');
@@ -78,7 +86,7 @@ t.test('defaults of a minimal file', async (t) => {
   t.same(c.access.allow, DEFAULT_ACCESS_ALLOW);
   t.same(c.lists, []);
   t.same(c.groups, []);
-  t.same(c.default, { name: 'default', subnets: [], block: [], allow: [], mode: 'null', audit: false });
+  t.same(c.default, { name: 'default', subnets: [], block: [], allow: [], mode: 'null', audit: false, logQueries: false });
   t.same(c.log, { level: 'info', blocks: 'stdout', queries: false });
   t.notOk('proxy' in c || 'admin' in c || 'clientCerts' in c || 'tls' in c.dns, 'optional sections stay absent');
   t.same(parseConfig(MINIMAL + 'proxy:\nadmin:\n', FILE, {}).proxy, undefined, 'an empty section is as if left out');
@@ -108,10 +116,10 @@ log: { blocks: logs/blocks.jsonl, level: debug, queries: true }
     ['udp', '9.9.9.9', 5353], ['udp', '2620:fe::fe', 53], ['udp', '2620:fe::fe', 53], ['tls', '1.1.1.1', 853],
     ['udp', '8.8.8.8', 53], ['https', '2001:db8::1', 8443],
   ]);
-  t.same(c.lists[0], { name: 'a', sources: ['https://example.org/list.txt', '/abs/list.txt', '/etc/appfence/rel/list.txt'], match: 'subtree' });
+  t.same(c.lists[0], { name: 'a', sources: ['https://example.org/list.txt', '/abs/list.txt', '/etc/appfence/rel/list.txt'], match: 'subtree', refreshMs: 86_400_000 });
   t.same(c.groups.map((g) => g.mode), ['null', 'nxdomain', 'refused', { ip: ['192.0.2.80', '2001:db8::80'] }, 'null']);
   t.same(c.groups[0]?.subnets, ['10.1.2.3', '2001:db8::1', '::ffff:10.9.0.0/112']);
-  t.same(c.clientCerts, { ca: ['/etc/appfence/a.pem', '/b.pem'], require: true });
+  t.same(c.clientCerts, { ca: ['/etc/appfence/a.pem', '/b.pem'], crl: [], require: true });
   t.same(c.log, { level: 'debug', blocks: '/etc/appfence/logs/blocks.jsonl', queries: true });
 });
 
@@ -163,15 +171,6 @@ t.test('one error per problem, each starting with its key path', async (t) => {
     ['list source scheme', MINIMAL + 'lists: { a: { sources: ["ftp://x/y"] } }',
       ['lists.a.sources[0]: "ftp://x/y": only files and http(s) URLs are supported']],
     ['list match', MINIMAL + 'lists: { a: { sources: [x], match: exact } }', ['lists.a.match: must be one of auto, subtree']],
-    ['list answer', MINIMAL + 'lists: { a: { sources: [x], answer: drop } }',
-      ['lists.a.answer: "drop" must be null, nxdomain, refused or { ip: [...] }']],
-    ['audit', MINIMAL + 'groups: { a: { audit: "yes" } }', ['groups.a.audit: must be true or false']],
-    ['ddr without encrypted listeners', 'dns: { upstreams: ["9.9.9.9"], ddr: { target: dns.city.example } }',
-      ['dns.ddr: needs dns.tls or dns.https: discovery advertises encrypted listeners, and there are none']],
-    ['ddr target', MINIMAL.replace('}', ', tls: { cert: a.pem, key: b.pem }, ddr: { target: "not a name" } }'),
-      ['dns.ddr.target: "not a name" is not a host name']],
-    ['ddr key', MINIMAL.replace('}', ', tls: { cert: a.pem, key: b.pem }, ddr: { name: x } }'),
-      ['dns.ddr.name: unknown key', 'dns.ddr.target: is required: the host name clients verify the DoT/DoH certificate against']],
     ['log level', MINIMAL + 'log: { level: verbose }', ['log.level: must be one of fatal, error, warn, info, debug, trace, silent']],
     ['boolean', MINIMAL + 'log: { queries: "yes" }', ['log.queries: must be true or false']],
     ['connect port', MINIMAL + 'proxy: { connectPorts: [443, 70000] }', ['proxy.connectPorts[1]: must be an integer from 1 to 65535']],
@@ -189,6 +188,54 @@ t.test('one error per problem, each starting with its key path', async (t) => {
   for (const [name, yaml, expected] of cases) t.same(errorsOf(yaml), expected, name);
   const many = Array.from({ length: 32 }, (_, i) => `  l${i}: { sources: [x] }`).join('\n');
   t.same(errorsOf(MINIMAL + `lists:\n${many}\n`), ['lists: 32 lists; at most 31 are supported']);
+});
+
+t.test('the keys that serve list refresh, certificates, logging and DNS limits', async (t) => {
+  const c = parseConfig(MINIMAL.replace('}', ', maxUdpSize: 4096, workers: auto, rateLimit: { slip: 0 } }') + `
+lists:
+  a: { sources: ["https://lists.example/a.txt"], refresh: 90s, answer: { ip: ["192.0.2.1"] } }
+  b: { sources: [b.txt], refresh: 30m }
+  c: { sources: [c.txt], refresh: 1d }
+clientCerts: { ca: ca.pem, crl: revoked.crl }
+groups:
+  guests: { subnets: ["10.30.0.0/16"], logQueries: false, audit: true }
+  staff: { subnets: ["10.40.0.0/16"] }
+default: { logQueries: false }
+log: { queries: true }
+`, FILE, {});
+  t.same(c.lists.map((l) => [l.name, l.refreshMs]), [['a', 90_000], ['b', 1_800_000], ['c', 86_400_000]]);
+  t.same(c.lists[0]?.answer, { ip: ['192.0.2.1'] });
+  t.equal(c.dns.workers, 'auto');
+  t.same(c.dns.rateLimit, { responsesPerSecond: 200, slip: 0 });
+  t.equal(c.dns.maxUdpSize, 4096);
+  t.same(c.clientCerts?.crl, ['/etc/appfence/revoked.crl'], 'one CRL path becomes a list, resolved beside the config');
+  t.equal(c.stateDir, '/etc/appfence/state', 'stateDir defaults to "state" beside the config file');
+  t.same(c.groups.map((g) => [g.name, g.logQueries, g.audit]), [['guests', false, true], ['staff', true, false]],
+    'a group without logQueries follows log.queries');
+  t.equal(c.default.logQueries, false, 'default may keep its clients out of the query log');
+  t.equal(parseConfig(MINIMAL + 'stateDir: /srv/af\n', FILE, {}).stateDir, '/srv/af');
+  t.notOk('rateLimit' in parseConfig(MINIMAL, FILE, {}).dns, 'no rate limit unless written');
+
+  const cases: [string, string, string[]][] = [
+    ['refresh unit', MINIMAL + 'lists: { a: { sources: [x], refresh: 5x } }',
+      ['lists.a.refresh: "5x" is not a duration (a number and s, m, h or d: 90s, 30m, 4h, 1d)']],
+    ['refresh number', MINIMAL + 'lists: { a: { sources: [x], refresh: 3600 } }',
+      ['lists.a.refresh: must be a duration such as "90s", "30m", "4h" or "1d"']],
+    ['answer', MINIMAL + 'lists: { a: { sources: [x], answer: block } }',
+      ['lists.a.answer: "block" must be null, nxdomain, refused or { ip: [...] }']],
+    ['workers', 'dns: { upstreams: ["9.9.9.9"], workers: many }', ['dns.workers: must be a positive integer or "auto"']],
+    ['maxUdpSize', 'dns: { upstreams: ["9.9.9.9"], maxUdpSize: 100 }', ['dns.maxUdpSize: must be an integer from 512 to 65535']],
+    ['rateLimit key', 'dns: { upstreams: ["9.9.9.9"], rateLimit: { qps: 5 } }', ['dns.rateLimit.qps: unknown key']],
+    ['ddr target', 'dns: { upstreams: ["9.9.9.9"], ddr: { target: "not a name" } }', ['dns.ddr.target: "not a name" is not a host name']],
+    ['pacHost', MINIMAL + 'proxy: { pacHost: "http://x" }', ['proxy.pacHost: "http://x" is not a host name']],
+    ['crl empty', MINIMAL + 'clientCerts: { ca: ca.pem, crl: [] }', ['clientCerts.crl: must name at least one PEM CRL file']],
+    ['ca missing', MINIMAL + 'clientCerts: { crl: x.crl }', ['clientCerts.ca: is required: one or more PEM files of the device CA']],
+    ['logQueries', MINIMAL + 'groups: { g: { logQueries: sometimes } }', ['groups.g.logQueries: must be true or false']],
+    ['audit', MINIMAL + 'default: { audit: 1 }', ['default.audit: must be true or false']],
+    ['public admin without token', MINIMAL + 'admin: { listen: "0.0.0.0:9153" }',
+      ['admin.token: is required when admin.listen is not on loopback (0.0.0.0)']],
+  ];
+  for (const [name, yaml, expected] of cases) t.same(errorsOf(yaml), expected, name);
 });
 
 t.test('the ConfigErrors summary names the file and every error', async (t) => {
@@ -249,9 +296,9 @@ t.test('embedded default', async (t) => {
     { proto: 'udp', host: '192.0.2.53', port: 53, text: '192.0.2.53' },
     { proto: 'udp', host: '2001:db8::53', port: 53, text: '[2001:db8::53]:53' },
   ]);
-  t.same(c.lists, [{ name: 'tiktok', sources: [join(PACKAGE_ROOT, 'blocklists/tiktok.txt')], match: 'auto' }]);
+  t.same(c.lists, [{ name: 'tiktok', sources: [join(PACKAGE_ROOT, 'blocklists/tiktok.txt')], match: 'auto', refreshMs: 86_400_000 }]);
   t.equal(PACKAGE_ROOT, fileURLToPath(new URL('../../', import.meta.url)), 'package root is the repository root');
-  t.same(c.groups, [{ name: 'loopback', subnets: ['127.0.0.0/8', '::1/128'], block: ['tiktok'], allow: [], mode: 'null', audit: false }]);
+  t.same(c.groups, [{ name: 'loopback', subnets: ['127.0.0.0/8', '::1/128'], block: ['tiktok'], allow: [], mode: 'null', audit: false, logQueries: false }]);
   t.same(c.access.allow, ['127.0.0.0/8', '::1/128']);
   t.same(c.proxy?.listen, [{ host: '127.0.0.1', port: 3128 }]);
   t.same(c.admin, { listen: { host: '127.0.0.1', port: 9153 } });

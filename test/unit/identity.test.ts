@@ -2,9 +2,6 @@ import t from 'tap';
 import { isIP } from 'node:net';
 import { PrefixTable } from '../../src/identity/prefix-table.js';
 import { parseCidr, parseIPv4, parseIPv6 } from '../../src/net/ip.js';
-import { AccessList } from '../../src/identity/access.js';
-import { SubnetIdentifier } from '../../src/identity/identify.js';
-import type { GroupConfig } from '../../src/config/types.js';
 
 t.test('address parsers agree with node:net on valid and invalid text', async (t) => {
   const samples = [
@@ -80,37 +77,3 @@ t.test('longest-prefix match', async (t) => {
   t.throws(() => table.add('10.0.0.0/33', 'x'), TypeError);
 });
 
-t.test('access list', async (t) => {
-  const access = new AccessList(['10.0.0.0/8', '192.168.0.0/16', '127.0.0.0/8', '::1/128']);
-  for (const a of ['10.1.2.3', '192.168.5.5', '127.0.0.1', '::1', '::ffff:127.0.0.1', '::ffff:10.9.9.9']) t.ok(access.allows(a), a);
-  for (const a of ['11.0.0.1', '192.169.0.1', '8.8.8.8', '::2', '2001:db8::1', 'garbage', '']) t.notOk(access.allows(a), a);
-  t.notOk(new AccessList([]).allows('127.0.0.1'), 'empty list refuses everyone');
-});
-
-t.test('subnet identity', async (t) => {
-  const group = (name: string, subnets: string[]): GroupConfig => ({ name, subnets, block: [], allow: [], mode: 'null' });
-  const id = new SubnetIdentifier([
-    group('city-devices', ['10.20.0.0/16', '2001:db8:20::/48']),
-    group('lab', ['10.20.5.0/24', '2001:db8:20:5::/64']),
-    group('cert-only', []),
-  ]);
-  const city = id.identify('10.20.1.2');
-  t.same(city, { group: 'city-devices', via: 'subnet' });
-  t.same(id.identify('10.20.5.9'), { group: 'lab', via: 'subnet' });
-  t.same(id.identify('::ffff:10.20.5.9'), { group: 'lab', via: 'subnet' });
-  t.same(id.identify('2001:db8:20:5::1'), { group: 'lab', via: 'subnet' });
-  t.same(id.identify('2001:db8:20:6::1'), { group: 'city-devices', via: 'subnet' });
-  const guest = id.identify('192.168.1.1');
-  t.same(guest, { group: 'default', via: 'default' });
-  t.same(id.identify('garbage'), { group: 'default', via: 'default' });
-  t.notOk('device' in city);
-
-  t.equal(id.identify('10.20.1.2'), city, 'memoised: the same object');
-  t.equal(id.identify('10.20.200.7'), city, 'one shared object per group');
-  t.equal(id.identify('172.16.0.1'), guest, 'one shared default');
-  t.ok(Object.isFrozen(city) && Object.isFrozen(guest));
-
-  const firstWins = new SubnetIdentifier([group('a', ['10.0.0.0/8']), group('b', ['10.0.0.0/8'])]);
-  t.equal(firstWins.identify('10.1.1.1').group, 'a', 'a subnet given twice belongs to the group written first');
-  t.equal(new SubnetIdentifier([]).identify('10.1.1.1').via, 'default');
-});

@@ -134,8 +134,8 @@ t.test('a flood of bad lines is counted, not all kept', async (t) => {
 
 t.test('loadLists reads files, one list from several sources', async (t) => {
   const [list, other] = await loadLists([
-    { name: 'mixed', sources: [`${fixtures}plain.txt`, `${fixtures}hosts-crlf.txt`], match: 'auto' },
-    { name: 'ads', sources: [`${fixtures}adblock.txt`], match: 'auto' },
+    { name: 'mixed', sources: [`${fixtures}plain.txt`, `${fixtures}hosts-crlf.txt`], match: 'auto', refreshMs: 86_400_000 },
+    { name: 'ads', sources: [`${fixtures}adblock.txt`], match: 'auto', refreshMs: 86_400_000 },
   ]);
   t.equal(list?.name, 'mixed');
   t.equal(list?.ruleCount, 3);
@@ -143,7 +143,7 @@ t.test('loadLists reads files, one list from several sources', async (t) => {
   t.same(Array.from(list?.rules.sourceIndex ?? []), [0, 0, 1]);
   t.equal(other?.ruleCount, 2);
   t.same(other?.rejects.map((r) => [r.line, r.reason.split(' ')[0]]), [[5, 'cosmetic']]);
-  await t.rejects(loadLists([{ name: 'x', sources: [`${fixtures}missing.txt`], match: 'auto' }]),
+  await t.rejects(loadLists([{ name: 'x', sources: [`${fixtures}missing.txt`], match: 'auto', refreshMs: 86_400_000 }]),
     { name: 'ListSourceError', code: 'AF_ERR_LIST_SOURCE', message: /missing\.txt: file not found/ });
   await t.rejects(readSource(fixtures), ListSourceError, 'a directory is not a list');
 });
@@ -181,7 +181,7 @@ t.test('URL sources against a local server', async (t) => {
   body = '||new.example^\n';
   t.equal(await readSource(`${base}/a.txt`), body, 'a good download replaces the copy');
 
-  const [list] = await loadLists([{ name: 'remote', sources: [`${base}/list.txt`], match: 'auto' }]);
+  const [list] = await loadLists([{ name: 'remote', sources: [`${base}/list.txt`], match: 'auto', refreshMs: 86_400_000 }]);
   t.equal(list?.ruleCount, 1);
   t.equal(list?.sources[0], `${base}/list.txt`);
   await t.rejects(readSource('ftp://127.0.0.1/list.txt'), { message: /only http and https/ });
