@@ -11,6 +11,7 @@ import { AnswerCache } from './resolver/cache.js';
 import { UpstreamClient } from './resolver/upstream.js';
 import { Resolver } from './resolver/resolver.js';
 import { DnsPipeline, type Snapshot } from './dns/pipeline.js';
+import { Discovery } from './dns/discovery.js';
 import { UdpTransport } from './dns/transports/udp.js';
 import { TcpTransport } from './dns/transports/tcp.js';
 import { DotTransport } from './dns/transports/dot.js';
@@ -62,6 +63,7 @@ export class Runtime {
         throw new ConfigError('log.blocks', `cannot open "${config.log.blocks}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
       });
       await runtime.listen();
+      runtime.designate();
     } catch (err) {
       await runtime.stop(0);
       throw err;
@@ -84,6 +86,12 @@ export class Runtime {
   /** Actual ports, in the order of dns.listen (useful when the config asked for port 0). */
   get ports(): { udp: number[]; tcp: number[]; dot: number[]; doh: number[] } {
     return { udp: this.udp.map((t) => t.port), tcp: this.tcp.map((t) => t.port), dot: this.dot.map((t) => t.port), doh: this.doh.map((t) => t.port) };
+  }
+
+  /** RFC 9462: advertise the bound DoH/DoT ports under dns.ddr.target (none without a target). */
+  private designate(): void {
+    const target = this.built.config.dns.ddr?.target.toLowerCase().replace(/\.$/, '') ?? null;
+    this.pipeline.discovery = new Discovery(target, this.doh.map((t) => t.port), this.dot.map((t) => t.port));
   }
 
   /** Certificate identity of a new TLS connection, judged by the policy current at handshake time. */
@@ -146,6 +154,7 @@ export class Runtime {
       const old = this.built;
       this.built = built;
       this.pipeline.snapshot = built.snapshot;
+      this.designate();
       // renewed server certificates and device CAs apply to connections accepted from now on
       if (built.dotTls !== null) for (const t of this.dot) t.setSecureContext(built.dotTls);
       if (built.dohTls !== null) for (const t of this.doh) t.setSecureContext(built.dohTls);

@@ -17,6 +17,7 @@ import { readAnswer } from '../wire/answer.js';
 import { qtypeName } from '../wire/qtype.js';
 import type { AppLogger } from '../log/logger.js';
 import { Throttle } from '../log/throttle.js';
+import { Discovery } from './discovery.js';
 
 export type DnsProto = Extract<Proto, 'udp' | 'tcp' | 'dot' | 'doh'>;
 
@@ -59,6 +60,8 @@ export class DnsPipeline {
   /** Queries waiting on an upstream; shutdown drains them. */
   inFlight = 0;
   private readonly servfailLog = new Throttle(5000);
+  /** RFC 9462 answers; the runtime sets it once the DoT/DoH ports are bound (and again on reload). */
+  discovery = new Discovery(null, [], []);
 
   constructor(snapshot: Snapshot, private readonly blockLog: BlockLog, private readonly log: AppLogger) {
     this.snapshot = snapshot;
@@ -72,6 +75,12 @@ export class DnsPipeline {
     if (who === null) {
       this.stats.count(peer.proto, 'refused');
       return errorReply(buf, q, RCODE.REFUSED);
+    }
+    // Discovery before policy: `_dns.resolver.arpa` is ours to answer, for every client we serve.
+    const designation = this.discovery.answer(buf, q);
+    if (designation !== null) {
+      this.stats.count(peer.proto, 'cached'); // answered from local data, no upstream
+      return designation;
     }
     const group = s.policy.group(who.group);
     const ruleId = s.policy.blockRule(group, q.qname);
