@@ -9,6 +9,7 @@ import { parse } from './args.js';
 import { configFrom } from './load.js';
 import { UsageError, ConfigError } from '../errors.js';
 import { loadLists } from '../lists/load-lists.js';
+import { explainWildcard } from '../match/wildcard.js';
 import { Policy, type RuleInfo } from '../policy/policy.js';
 import { ClientIdentifier } from '../identity/identify.js';
 import { CertificateIdentifier, type CertIdentity } from '../identity/certificate.js';
@@ -73,5 +74,9 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
 }
 
 function ruleText(r: RuleInfo | null): string {
-  return r === null ? 'rule=-' : `rule=${r.rule} list=${r.list} (${r.source}:${r.line})`;
+  if (r === null) return 'rule=-';
+  const text = `rule=${r.rule} list=${r.list} (${r.source}:${r.line})`;
+  // `||p16-tiktok*.ibyteimg.com^`: say what the `*` covered, since the zone itself stays open.
+  const m = /^\|\|([^.]*\*[^.]*)\.(.+)\^$/.exec(r.rule);
+  return m === null ? text : `${text} [${explainWildcard(m[1]!, m[2]!)}]`;
 }

@@ -14,6 +14,7 @@ import type { Resolver } from '../resolver/resolver.js';
 import { readQuery, ParseFailure, type Query } from '../wire/read.js';
 import { errorReply, truncateForUdp, RCODE } from '../wire/write.js';
 import { readAnswer } from '../wire/answer.js';
+import { answerAddresses } from '../wire/addresses.js';
 import { qtypeName } from '../wire/qtype.js';
 import type { AppLogger } from '../log/logger.js';
 import { Throttle } from '../log/throttle.js';
@@ -54,9 +55,35 @@ export class DnsStats {
   }
 }
 
+/** appfence_audits_total{group,list}: what audit-mode groups would have blocked. */
+export class AuditCounter {
+  private readonly counts = new Map<string, Map<string, number>>();
+  count(group: string, list: string): void {
+    let byList = this.counts.get(group);
+    if (byList === undefined) this.counts.set(group, (byList = new Map()));
+    byList.set(list, (byList.get(list) ?? 0) + 1);
+  }
+  get(group: string, list: string): number {
+    return this.counts.get(group)?.get(list) ?? 0;
+  }
+  /** Every (group, list, count), for the metrics exposition. */
+  *entries(): IterableIterator<[group: string, list: string, count: number]> {
+    for (const [group, byList] of this.counts) for (const [list, n] of byList) yield [group, list, n];
+  }
+}
+
+/** What decided a block: a name rule (id in the DomainIndex) or an IP rule (id in the IpIndex). */
+interface Hit {
+  readonly rule: RuleInfo;
+  readonly list: number;
+  readonly cname?: string;
+  readonly address?: string;
+}
+
 export class DnsPipeline {
   snapshot: Snapshot;
   readonly stats = new DnsStats();
+  readonly audits = new AuditCounter();
   /** Queries waiting on an upstream; shutdown drains them. */
   inFlight = 0;
   private readonly servfailLog = new Throttle(5000);
@@ -84,7 +111,11 @@ export class DnsPipeline {
     }
     const group = s.policy.group(who.group);
     const ruleId = s.policy.blockRule(group, q.qname);
-    if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, null);
+    if (ruleId >= 0) {
+      const hit = { rule: s.policy.describe(ruleId), list: s.policy.listOfRule(ruleId) };
+      if (!group.audit) return this.sinkhole(buf, q, peer, who, group, s, hit);
+      this.audit(q, peer, who, group, hit);
+    }
 
     const answer = s.resolver.resolve(buf, q);
     if (Buffer.isBuffer(answer)) {
@@ -111,26 +142,53 @@ export class DnsPipeline {
   /** Inspection runs after the cache on purpose: a cached answer fetched for a guest is re-checked for this client. */
   private inspect(answer: Buffer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: Snapshot): Buffer {
     if (group.blockMask !== 0) {
-      const info = readAnswer(answer);
-      if (info !== null) {
-        for (const target of info.aliasTargets) {
-          const ruleId = s.policy.blockRule(group, target);
-          if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, target);
-        }
+      const hit = this.inspectAnswer(answer, group, s);
+      if (hit !== null) {
+        if (!group.audit) return this.sinkhole(buf, q, peer, who, group, s, hit);
+        this.audit(q, peer, who, group, hit);
       }
     }
     if (s.logQueries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
     return peer.proto === 'udp' && answer.length > q.udpSize ? truncateForUdp(answer, q.udpSize) : answer;
   }
 
+  /** CNAME/DNAME/HTTPS-SVCB targets against name rules, then (lists with IP rules only) addresses against IP rules. */
+  private inspectAnswer(answer: Buffer, group: GroupPolicy, s: Snapshot): Hit | null {
+    const info = readAnswer(answer);
+    if (info === null) return null;
+    for (const target of info.aliasTargets) {
+      const ruleId = s.policy.blockRule(group, target);
+      if (ruleId >= 0) return { rule: s.policy.describe(ruleId), list: s.policy.listOfRule(ruleId), cname: target };
+    }
+    if (group.ipMask === 0 || info.ancount === 0) return null;
+    for (const address of answerAddresses(answer)) {
+      const id = s.policy.blockingIpRule(group, address);
+      if (id >= 0) {
+        const d = s.policy.describeIp(id);
+        return { rule: d, list: d.listIndex, address };
+      }
+    }
+    return null;
+  }
+
   /** `s` is the snapshot that decided: after a reload during an upstream wait, rule ids of the new one differ. */
-  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: Snapshot, ruleId: number,
-    cname: string | null): Buffer {
+  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: Snapshot, hit: Hit): Buffer {
     this.stats.count(peer.proto, 'blocked');
-    const ev = this.event(q, peer, who, group, s.policy.describe(ruleId), group.answer);
-    if (cname !== null) ev.cname = cname;
-    this.blockLog.block(peer.proto, ev);
-    return group.sinkhole.answer(buf, q);
+    this.blockLog.block(peer.proto, this.hitEvent(q, peer, who, group, s, hit));
+    return s.policy.sinkholeFor(group, hit.list).answer(buf, q);
+  }
+
+  /** Audit mode: the block that would have happened, logged and counted; the caller answers as allowed. */
+  private audit(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, hit: Hit): void {
+    this.audits.count(group.name, hit.rule.list);
+    this.blockLog.audit(peer.proto, this.hitEvent(q, peer, who, group, this.snapshot, hit));
+  }
+
+  private hitEvent(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: Snapshot, hit: Hit): LogEvent {
+    const ev = this.event(q, peer, who, group, hit.rule, s.policy.answerFor(group, hit.list));
+    if (hit.cname !== undefined) ev.cname = hit.cname;
+    if (hit.address !== undefined) ev.address = hit.address;
+    return ev;
   }
 
   private event(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, rule: RuleInfo | null, answer: string): LogEvent {

@@ -18,8 +18,10 @@ export interface LogEvent {
   rule: string | null;
   list: string | null;
   answer: string;
-  /** For CNAME inspection: the alias target that matched the rule. */
+  /** For CNAME inspection: the alias target (CNAME, DNAME, HTTPS/SVCB TargetName) that matched the rule. */
   cname?: string;
+  /** For IP rules: the answer address (A, AAAA, ipv4hint/ipv6hint) inside the rule's range. */
+  address?: string;
 }
 
 export interface BlockLogOptions {
@@ -53,6 +55,7 @@ export class BlockLog {
   /** One child per event × proto: those two fields are serialised once, not per line (pino chindings). */
   private readonly blockChildren: Record<Proto, Logger>;
   private readonly queryChildren: Record<Proto, Logger>;
+  private readonly auditChildren: Record<Proto, Logger>;
   private readonly timer: NodeJS.Timeout;
   private suppressed = 0;
   private readonly isStdout: boolean;
@@ -84,6 +87,7 @@ export class BlockLog {
     const children = (event: string) => Object.fromEntries(PROTOS.map((proto) => [proto, this.logger.child({ event, proto })])) as Record<Proto, Logger>;
     this.blockChildren = children('block');
     this.queryChildren = children('query');
+    this.auditChildren = children('audit');
     this.timer = setInterval(() => this.reportSuppressed(), opts.reportIntervalMs ?? 1000);
     this.timer.unref();
   }
@@ -91,6 +95,12 @@ export class BlockLog {
   block(proto: Proto, ev: LogEvent): void {
     this.written++;
     this.blockChildren[proto].info(ev);
+  }
+
+  /** A group in audit mode: every block field, but the client was answered as if allowed. */
+  audit(proto: Proto, ev: LogEvent): void {
+    this.written++;
+    this.auditChildren[proto].info(ev);
   }
 
   query(proto: Proto, ev: LogEvent): void {
