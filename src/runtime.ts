@@ -180,7 +180,7 @@ export class Runtime {
     for (const l of listeners) l.closeConnections();
     await Promise.all(closed);
     this.built.upstream.close();
-    this.blockLog.close();
+    await this.blockLog.close();
   }
 }
 
