@@ -29,7 +29,9 @@ log: { blocks: "${join(dir, 'blocks.log')}" }
 `;
 const config = parseConfig(yaml, join(dir, 'appfence.yaml'), {});
 const blockLog = new BlockLog({ destination: join(dir, 'blocks.log') });
-const runtime = await runtimeModule.Runtime.start(config, createAppLogger('silent'), blockLog);
+// after the move to runtime/, start takes an options object
+const newLayout = runtimeModule.Runtime.start.length === 2 || !('snapshot' in runtimeModule.Runtime.prototype);
+const runtime = await runtimeModule.Runtime.start(config, createAppLogger('silent'), newLayout ? { blockLog } : blockLog);
 const pipeline = runtime.pipeline;
 
 const managed = { address: '127.0.10.5', proto: 'udp' };

@@ -1,18 +1,18 @@
 /**
- * `appfence check`: the decision the policy takes for a client, told in full. It runs the same
- * identify → decide code as the DNS pipeline (Policy.explain is blockRule, verbosely).
+ * `appfence check`: the decision the policy takes for a client, told in full. It builds the same
+ * Generation as `serve` and runs the same identify → decide code as the DNS pipeline
+ * (Identifier.identify, then Policy.explain, which is blockRule told verbosely).
  */
 import { readFile } from 'node:fs/promises';
-import { readPem } from '../net/tls-server.js';
 import { isIP } from 'node:net';
 import { parse } from './args.js';
 import { configFrom } from './load.js';
 import { UsageError, ConfigError } from '../errors.js';
-import { loadLists } from '../lists/load-lists.js';
+import type { RuleInfo } from '../policy/policy.js';
+import type { CertIdentity } from '../net/peer.js';
+import { buildGeneration, retireGeneration, type Generation } from '../runtime/generation.js';
+import { createAppLogger } from '../log/logger.js';
 import { explainWildcard } from '../match/wildcard.js';
-import { Policy, type RuleInfo } from '../policy/policy.js';
-import { ClientIdentifier } from '../identity/identify.js';
-import { CertificateIdentifier, type CertIdentity } from '../identity/certificate.js';
 import { normalizeName } from '../match/normalize.js';
 
 export async function checkCommand(args: readonly string[]): Promise<number> {
@@ -32,30 +32,40 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
   });
 
   const config = await configFrom(values.config);
-  const out: string[] = [];
-  // The certificate first: a valid one passes access.allow, on DoT/DoH as here.
-  let cert: CertIdentity | undefined;
+  let pem: string | undefined;
   if (values.cert !== undefined) {
     if (config.clientCerts === undefined) throw new ConfigError('clientCerts', 'not configured, so --cert cannot identify anything');
     const certFile = values.cert;
-    const pem = await readFile(certFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    pem = await readFile(certFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
       throw new UsageError(`--cert: cannot read "${certFile}": ${err.code ?? String(err)}`);
     });
-    const caPems = await Promise.all(config.clientCerts.ca.map((f, i) => readPem(f, `clientCerts.ca[${i}]`)));
-    const result = new CertificateIdentifier(caPems, config.groups).identifyPem(pem);
+  }
+  // The generation `serve` would build from this config: same lists, policy, identifier, CAs.
+  const quiet = ['error', 'fatal', 'silent'].includes(config.log.level) ? config.log.level : 'warn';
+  const gen = await buildGeneration(config, createAppLogger(quiet));
+  try {
+    return explain(gen, values.client, pem, names);
+  } finally {
+    retireGeneration(gen, null);
+  }
+}
+
+function explain(gen: Generation, client: string, pem: string | undefined, names: readonly string[]): number {
+  const out: string[] = [];
+  // The certificate first: a valid one passes access.allow, on DoT/DoH as here.
+  let cert: CertIdentity | undefined;
+  if (pem !== undefined && gen.certs !== null) {
+    const result = gen.certs.identifyPem(pem);
     if (result.identity !== undefined) cert = result.identity;
     else out.push(`certificate: not used (${result.reason})`);
   }
-  const who = new ClientIdentifier(config.access.allow, config.groups)
-    .identify({ address: values.client, proto: cert === undefined ? 'udp' : 'dot', cert });
+  const who = gen.identifier.identify({ address: client, proto: cert === undefined ? 'udp' : 'dot', cert });
   if (who === null) {
-    out.push(`${values.client}: refused (not in access.allow); every query gets REFUSED`);
+    out.push(`${client}: refused (not in access.allow); every query gets REFUSED`);
     process.stdout.write(out.join('\n') + '\n');
     return 1;
   }
-
-  const lists = await loadLists(config.lists);
-  const policy = Policy.compile(config, lists);
+  const { policy } = gen;
   const group = policy.group(who.group);
   let blocked = false;
   const width = Math.max(...names.map((n) => n.length));

@@ -1,7 +1,7 @@
 /** `appfence serve`: start the runtime, SIGHUP → reload, SIGTERM/SIGINT → drain, flush, exit 0. */
 import { parse } from './args.js';
 import { configFrom } from './load.js';
-import { Runtime } from '../runtime.js';
+import { Runtime } from '../runtime/runtime.js';
 import { createAppLogger } from '../log/logger.js';
 
 export async function serveCommand(args: readonly string[]): Promise<number> {
@@ -10,15 +10,13 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
   const log = createAppLogger(config.log.level);
   // Last line of defence: a bug reached through one client's query is logged, not fatal to everyone.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-  const runtime = await Runtime.start(config, log);
+  const runtime = await Runtime.start(config, log, { load: () => configFrom(values.config) });
   log.info({ config: config.source }, 'appfence started');
 
-  let reloading = false;
+  // Runtime.reload is single-flight: a SIGHUP during a reload queues one more, none is dropped.
   process.on('SIGHUP', () => {
-    if (reloading) return;
-    reloading = true;
     log.info({ config: config.source }, 'reloading');
-    void runtime.reload(() => configFrom(values.config)).finally(() => (reloading = false));
+    void runtime.reload();
   });
   let stopping = false;
   const stop = (signal: string): void => {

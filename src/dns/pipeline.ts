@@ -4,7 +4,7 @@
  *   resolve (cache → upstream) → inspect CNAMEs → reply.
  * Transports hand in raw query bytes and a Peer; they get back raw reply bytes, null (drop), or a
  * promise of either. Everything up to a cache hit is synchronous; only an upstream exchange awaits.
- * The pipeline reads the current Snapshot on every query, so a reload is one reference swap.
+ * The pipeline reads the current Generation once per query, so a reload is one reference swap.
  */
 import type { ClientIdentity, Peer, Proto } from '../net/peer.js';
 import type { BlockLog, LogEvent } from '../log/block-log.js';
@@ -27,12 +27,20 @@ export interface DnsPeer extends Peer {
   readonly proto: DnsProto;
 }
 
-/** Everything a query needs that a reload may replace, swapped as one reference. */
-export interface Snapshot {
+/**
+ * What a query reads of the current Generation (runtime/generation.ts), declared here by shape so
+ * dns/ does not import runtime/. Everything in it is replaced together by a reload.
+ */
+export interface DnsGeneration {
+  readonly config: { readonly log: { readonly queries: boolean } };
   readonly policy: Policy;
   readonly identifier: Identifier;
   readonly resolver: Resolver;
-  readonly logQueries: boolean;
+}
+
+/** Holds the generation serving now (the Runtime). */
+export interface CurrentGeneration {
+  readonly generation: DnsGeneration;
 }
 
 export const QUERY_RESULTS = ['blocked', 'forwarded', 'cached', 'refused', 'formerr', 'notimp', 'servfail', 'dropped'] as const;
@@ -81,7 +89,6 @@ interface Hit {
 }
 
 export class DnsPipeline {
-  snapshot: Snapshot;
   readonly stats = new DnsStats();
   readonly audits = new AuditCounter();
   /** Queries waiting on an upstream; shutdown drains them. */
@@ -90,14 +97,12 @@ export class DnsPipeline {
   /** RFC 9462 answers; the runtime sets it once the DoT/DoH ports are bound (and again on reload). */
   discovery = new Discovery(null, [], []);
 
-  constructor(snapshot: Snapshot, private readonly blockLog: BlockLog, private readonly log: AppLogger) {
-    this.snapshot = snapshot;
-  }
+  constructor(private readonly current: CurrentGeneration, private readonly blockLog: BlockLog, private readonly log: AppLogger) {}
 
   handle(buf: Buffer, peer: DnsPeer): Buffer | null | Promise<Buffer | null> {
     const q = readQuery(buf);
     if (typeof q === 'number') return this.malformed(buf, peer, q);
-    const s = this.snapshot;
+    const s = this.current.generation;
     const who = s.identifier.identify(peer);
     if (who === null) {
       this.stats.count(peer.proto, 'refused');
@@ -114,7 +119,7 @@ export class DnsPipeline {
     if (ruleId >= 0) {
       const hit = { rule: s.policy.describe(ruleId), list: s.policy.listOfRule(ruleId) };
       if (!group.audit) return this.sinkhole(buf, q, peer, who, group, s, hit);
-      this.audit(q, peer, who, group, hit);
+      this.audit(q, peer, who, group, s, hit);
     }
 
     const answer = s.resolver.resolve(buf, q);
@@ -140,20 +145,20 @@ export class DnsPipeline {
   }
 
   /** Inspection runs after the cache on purpose: a cached answer fetched for a guest is re-checked for this client. */
-  private inspect(answer: Buffer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: Snapshot): Buffer {
+  private inspect(answer: Buffer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration): Buffer {
     if (group.blockMask !== 0) {
       const hit = this.inspectAnswer(answer, group, s);
       if (hit !== null) {
         if (!group.audit) return this.sinkhole(buf, q, peer, who, group, s, hit);
-        this.audit(q, peer, who, group, hit);
+        this.audit(q, peer, who, group, s, hit);
       }
     }
-    if (s.logQueries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
+    if (s.config.log.queries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
     return peer.proto === 'udp' && answer.length > q.udpSize ? truncateForUdp(answer, q.udpSize) : answer;
   }
 
   /** CNAME/DNAME/HTTPS-SVCB targets against name rules, then (lists with IP rules only) addresses against IP rules. */
-  private inspectAnswer(answer: Buffer, group: GroupPolicy, s: Snapshot): Hit | null {
+  private inspectAnswer(answer: Buffer, group: GroupPolicy, s: DnsGeneration): Hit | null {
     const info = readAnswer(answer);
     if (info === null) return null;
     for (const target of info.aliasTargets) {
@@ -172,19 +177,19 @@ export class DnsPipeline {
   }
 
   /** `s` is the snapshot that decided: after a reload during an upstream wait, rule ids of the new one differ. */
-  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: Snapshot, hit: Hit): Buffer {
+  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, hit: Hit): Buffer {
     this.stats.count(peer.proto, 'blocked');
     this.blockLog.block(peer.proto, this.hitEvent(q, peer, who, group, s, hit));
     return s.policy.sinkholeFor(group, hit.list).answer(buf, q);
   }
 
   /** Audit mode: the block that would have happened, logged and counted; the caller answers as allowed. */
-  private audit(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, hit: Hit): void {
+  private audit(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, hit: Hit): void {
     this.audits.count(group.name, hit.rule.list);
-    this.blockLog.audit(peer.proto, this.hitEvent(q, peer, who, group, this.snapshot, hit));
+    this.blockLog.audit(peer.proto, this.hitEvent(q, peer, who, group, s, hit));
   }
 
-  private hitEvent(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: Snapshot, hit: Hit): LogEvent {
+  private hitEvent(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, hit: Hit): LogEvent {
     const ev = this.event(q, peer, who, group, hit.rule, s.policy.answerFor(group, hit.list));
     if (hit.cname !== undefined) ev.cname = hit.cname;
     if (hit.address !== undefined) ev.address = hit.address;

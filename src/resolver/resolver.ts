@@ -12,7 +12,13 @@ import type { Query } from '../wire/read.js';
 import { cacheKey, type AnswerCache, type StoredAnswer } from './cache.js';
 import type { UpstreamClient } from './upstream.js';
 
-export class Resolver {
+/** What a front end asks of the resolver; an interface so the pipeline's unit tests can hand in a fake. */
+export interface Resolver {
+  /** The client's query bytes in, bytes with its ID out; a cache hit is synchronous. */
+  resolve(query: Buffer, q: Query): Buffer | Promise<Buffer>;
+}
+
+export class CachingResolver implements Resolver {
   private readonly inFlight = new Map<string, Promise<StoredAnswer>>();
 
   constructor(readonly cache: AnswerCache, readonly upstream: UpstreamClient) {}

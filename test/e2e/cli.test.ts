@@ -263,3 +263,42 @@ groups:
   t.equal(office.status, 0);
   t.match(office.stdout, /example\.org\s+ALLOW\s+group=city\s+via=cert\s+device=laptop-042/, 'inside access.allow the certificate still beats the subnet');
 });
+
+t.test('serve: SIGHUPs during a slow reload are queued into exactly one more reload, none dropped', async (t) => {
+  const http = await import('node:http');
+  let requests = 0;
+  // the list server answers the first reload's download slowly, so the next SIGHUPs arrive during it
+  const web = http.createServer((_req, res) => {
+    requests++;
+    setTimeout(() => res.end('tiktok.com\n'), requests === 2 ? 1500 : 0);
+  });
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => web.close());
+  const url = `http://127.0.0.1:${(web.address() as import('node:net').AddressInfo).port}/tiktok.txt`;
+  const file = join(dir, 'slow-reload.yaml');
+  writeFileSync(file, `dns: { listen: ["127.0.0.1:${await freePort()}"], upstreams: ["127.0.0.1:${up.port}"] }
+lists: { tiktok: { sources: ["${url}"] } }
+log: { level: info, blocks: "${join(dir, 'slow-blocks.log')}" }
+`);
+  const child = spawn(process.execPath, [cli, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  await waitForListening(child);
+  t.equal(requests, 1, 'start-up downloaded the list');
+  let reloads = 0;
+  child.stderr!.on('data', (d: Buffer) => { reloads += d.toString().split('"msg":"reloaded"').length - 1; });
+
+  child.kill('SIGHUP');
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal(requests, 2, 'the first reload is downloading');
+  child.kill('SIGHUP');
+  await new Promise((r) => setTimeout(r, 100));
+  child.kill('SIGHUP');
+  const deadline = Date.now() + 10_000;
+  while (reloads < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 300)); // room for a wrongly started third reload to show up
+  t.equal(reloads, 2, 'two reloads: the running one and one queued for the two SIGHUPs during it');
+  t.equal(requests, 3, 'the queued reload downloaded again; no third reload');
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
+});

@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
-import { Runtime } from '../../src/runtime.js';
+import { Runtime } from '../../src/runtime/runtime.js';
 import { BlockLog } from '../../src/log/block-log.js';
 import { createAppLogger } from '../../src/log/logger.js';
 
@@ -34,7 +34,7 @@ export async function startServer(yamlOrFn: string | ((dir: string) => string), 
   const blockFile = join(dir, 'blocks.log');
   const blockLog = new BlockLog({ destination: blockFile, reportIntervalMs: 50, sync: true });
   const log = createAppLogger('silent');
-  const runtime = await Runtime.start(config, log, blockLog);
+  const runtime = await Runtime.start(config, log, { blockLog });
   const port = runtime.ports.udp[0] ?? 0;
   return {
     runtime,

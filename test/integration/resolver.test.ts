@@ -5,7 +5,7 @@ import dns2 from 'dns2';
 import type { CacheConfig, UpstreamConfig } from '../../src/config/types.js';
 import { UpstreamError } from '../../src/errors.js';
 import { AnswerCache } from '../../src/resolver/cache.js';
-import { Resolver } from '../../src/resolver/resolver.js';
+import { CachingResolver as Resolver } from '../../src/resolver/resolver.js';
 import { UpstreamClient } from '../../src/resolver/upstream.js';
 import { readQuery, type Query } from '../../src/wire/read.js';
 import { buildQuery, decodeReply, query, sendRaw, tcpSession, type DnsPacket, type QueryOptions, type Reply } from '../helpers/dns-client.js';

@@ -1,0 +1,123 @@
+/**
+ * Everything a reload replaces, built completely beside the running one and swapped as one
+ * reference: Config → lists → Policy, the Identifier (access.allow, subnets, device certificates),
+ * the resolver (reusing the previous cache and upstream client when their settings are unchanged)
+ * and the TLS server options of every TLS listener. `serve` (at start and on every reload) and
+ * `check` build it with the same function, so `check` explains exactly what `serve` decides.
+ * Building does no socket work: Unbound's split of `init` (per reload) from `startup` (once,
+ * runtime.ts) — a failed build leaves nothing behind but an upstream client to close.
+ */
+import type { TlsOptions } from 'node:tls';
+import type { Config } from '../config/types.js';
+import { ConfigError } from '../errors.js';
+import { loadLists, type LoadedList } from '../lists/load-lists.js';
+import { Policy } from '../policy/policy.js';
+import { ClientIdentifier, type Identifier } from '../identity/identify.js';
+import { CertificateIdentifier } from '../identity/certificate.js';
+import { AnswerCache } from '../resolver/cache.js';
+import { UpstreamClient } from '../resolver/upstream.js';
+import { CachingResolver, type Resolver } from '../resolver/resolver.js';
+import { readPem, serverTlsOptions } from '../net/tls-server.js';
+import { Throttle } from '../log/throttle.js';
+import type { AppLogger } from '../log/logger.js';
+
+/** Keys of `Generation.tls`: one per kind of TLS listener (the proxy adds its own). */
+export type TlsListenerKind = 'dot' | 'doh';
+
+export interface Generation {
+  /** 1 for the configuration started with, +1 per successful reload. */
+  readonly id: number;
+  readonly config: Config;
+  readonly policy: Policy;
+  readonly identifier: Identifier;
+  /** Device-certificate judge for TLS handshakes; null without `clientCerts`. */
+  readonly certs: CertificateIdentifier | null;
+  readonly resolver: Resolver;
+  readonly cache: AnswerCache;
+  readonly upstream: UpstreamClient;
+  /** Server TLS options per listener kind, present when the config has that listener. */
+  readonly tls: Readonly<Partial<Record<TlsListenerKind, TlsOptions>>>;
+}
+
+export async function buildGeneration(config: Config, log: AppLogger, previous?: Generation): Promise<Generation> {
+  const listLog = log.child({ component: 'lists' });
+  const lists = await loadLists(config.lists, { onWarning: (msg) => listLog.warn({ detail: msg }, 'list source warning') });
+  reportRejects(lists, listLog);
+  if (previous !== undefined) refuseEmptiedLists(previous.policy, lists);
+  const policy = Policy.compile(config, lists);
+
+  let caPems: string[] | null = null;
+  let certs: CertificateIdentifier | null = null;
+  if (config.clientCerts !== undefined) {
+    caPems = await Promise.all(config.clientCerts.ca.map((f, i) => readPem(f, `clientCerts.ca[${i}]`)));
+    certs = new CertificateIdentifier(caPems, config.groups);
+  }
+  const clientAuth = caPems === null || config.clientCerts === undefined ? undefined
+    : CertificateIdentifier.tlsOptions(caPems, config.clientCerts.require);
+  const { dns } = config;
+  const tls: Partial<Record<TlsListenerKind, TlsOptions>> = {};
+  if (dns.tls !== undefined) tls.dot = await serverTlsOptions(dns.tls, 'dns.tls', clientAuth);
+  if (dns.https !== undefined) tls.doh = await serverTlsOptions(dns.https, 'dns.https', clientAuth);
+
+  // Last, after every step that can fail: nothing to close when an earlier one throws.
+  const upstream = previous !== undefined && sameUpstreams(previous.config, config) ? previous.upstream : newUpstream(config, log);
+  // The cache holds answers, not decisions, so it survives a policy reload.
+  const cache = previous !== undefined && JSON.stringify(previous.config.dns.cache) === JSON.stringify(dns.cache)
+    ? previous.cache : new AnswerCache(dns.cache);
+  listLog.info({ count: policy.index.ruleCount, lists: lists.map((l) => `${l.name}=${l.ruleCount}`).join(' ') }, 'lists loaded');
+  return Object.freeze({
+    id: (previous?.id ?? 0) + 1,
+    config,
+    policy,
+    identifier: new ClientIdentifier(config.access.allow, config.groups),
+    certs,
+    resolver: new CachingResolver(cache, upstream),
+    cache,
+    upstream,
+    tls: Object.freeze(tls),
+  });
+}
+
+/** What a generation holds open that the next one does not reuse (call once no query uses it any more). */
+export function retireGeneration(old: Generation, next: Generation | null): void {
+  if (next === null || old.upstream !== next.upstream) old.upstream.close();
+}
+
+function sameUpstreams(a: Config, b: Config): boolean {
+  return JSON.stringify([a.dns.upstreams, a.dns.timeoutMs]) === JSON.stringify([b.dns.upstreams, b.dns.timeoutMs]);
+}
+
+function newUpstream(config: Config, log: AppLogger): UpstreamClient {
+  const { dns } = config;
+  const upstreamLog = log.child({ component: 'resolver.upstream' });
+  const failures = new Map(dns.upstreams.map((u) => [u.text, new Throttle(5000)]));
+  return new UpstreamClient(dns.upstreams, {
+    timeoutMs: dns.timeoutMs,
+    onTry: (name, ok, durationMs, err) => {
+      const count = ok ? 0 : failures.get(name)?.hit() ?? 1;
+      if (count > 0) upstreamLog.warn({ upstream: name, count, durationMs, error: err?.message }, 'upstream tries failed');
+    },
+  });
+}
+
+/**
+ * A list that had rules and now has none (a download that returned an HTML error page, an emptied
+ * file) would silently stop blocking: refuse the reload instead and keep the running lists.
+ */
+function refuseEmptiedLists(running: Policy, next: readonly LoadedList[]): void {
+  const before = new Map(running.lists.map((l) => [l.name, l.ruleCount]));
+  for (const list of next) {
+    const had = before.get(list.name) ?? 0;
+    if (had > 0 && list.ruleCount === 0) {
+      throw new ConfigError(`lists.${list.name}`, `now has 0 rules (had ${had}); keeping the running lists`);
+    }
+  }
+}
+
+function reportRejects(lists: readonly LoadedList[], log: AppLogger): void {
+  for (const list of lists) {
+    if (list.rejectCount === 0) continue;
+    log.warn({ list: list.name, count: list.rejectCount,
+      first: list.rejects.slice(0, 5).map((r) => `${r.source}:${r.line}: ${r.reason}`) }, 'rejected list lines');
+  }
+}
