@@ -14,7 +14,7 @@ import type { Resolver } from '../resolver/resolver.js';
 import { readQuery, ParseFailure, type Query } from '../wire/read.js';
 import { errorReply, truncateForUdp, RCODE } from '../wire/write.js';
 import { readAnswer } from '../wire/answer.js';
-import { answerAddresses } from '../wire/addresses.js';
+import { firstMatchingAddress, lastMatchedAddress } from '../wire/addresses.js';
 import { qtypeName } from '../wire/qtype.js';
 import type { AppLogger } from '../log/logger.js';
 import { Throttle } from '../log/throttle.js';
@@ -166,14 +166,10 @@ export class DnsPipeline {
       if (ruleId >= 0) return { rule: s.policy.describe(ruleId), list: s.policy.listOfRule(ruleId), cname: target };
     }
     if (group.ipMask === 0 || info.ancount === 0) return null;
-    for (const address of answerAddresses(answer)) {
-      const id = s.policy.blockingIpRule(group, address);
-      if (id >= 0) {
-        const d = s.policy.describeIp(id);
-        return { rule: d, list: d.listIndex, address };
-      }
-    }
-    return null;
+    const id = firstMatchingAddress(answer, s.policy.ipIndex, group.ipMask, group.allowMask);
+    if (id < 0) return null;
+    const d = s.policy.describeIp(id);
+    return { rule: d, list: d.listIndex, address: lastMatchedAddress() };
   }
 
   /** `s` is the snapshot that decided: after a reload during an upstream wait, rule ids of the new one differ. */

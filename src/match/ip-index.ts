@@ -21,6 +21,8 @@ export class IpIndex {
   readonly usedMask: number;
   private readonly tables: (PrefixTable<number> | null)[];
   private readonly rules: IpRuleInfo[] = [];
+  /** Prefix length per rule id, so the most specific of several lists' hits wins without parsing. */
+  private prefixes: Int16Array = new Int16Array(0);
 
   constructor(lists: readonly LoadedList[]) {
     let used = 0;
@@ -36,6 +38,31 @@ export class IpIndex {
     });
     this.usedMask = used;
     this.ruleCount = this.rules.length;
+    this.prefixes = Int16Array.from(this.rules, (r) => prefixOf(r.rule));
+  }
+
+  /** match() for an IPv4 address as a uint32 (read from an A record or ipv4hint): no allocation. */
+  match4(address: number, listMask: number): number {
+    let mask = listMask & this.usedMask;
+    let best = -1;
+    for (let l = 0; mask !== 0; l++, mask >>>= 1) {
+      if ((mask & 1) === 0) continue;
+      const id = this.tables[l]!.lookup4(address);
+      if (id !== undefined && (best < 0 || this.prefixes[id]! > this.prefixes[best]!)) best = id;
+    }
+    return best;
+  }
+
+  /** match() for an IPv6 address as four uint32 words: no allocation. */
+  match6(a0: number, a1: number, a2: number, a3: number, listMask: number): number {
+    let mask = listMask & this.usedMask;
+    let best = -1;
+    for (let l = 0; mask !== 0; l++, mask >>>= 1) {
+      if ((mask & 1) === 0) continue;
+      const id = this.tables[l]!.lookup6(a0, a1, a2, a3);
+      if (id !== undefined && (best < 0 || this.prefixes[id]! > this.prefixes[best]!)) best = id;
+    }
+    return best;
   }
 
   /** Id of the most specific IP rule of a list in `listMask` holding `address`, or -1. */
