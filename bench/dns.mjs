@@ -10,7 +10,7 @@
 //   BENCH_SERVERS=a,b        only these (appfence, dnsmasq, unbound, pdns, floor)
 //   BENCH_LIST=FILE          block this list too (plain or hosts format), e.g. ../shared/data/blocklist-hagezi-light.hosts.txt
 //   BENCH_BUILDS=label=DIR,… several appfence checkouts (built: DIR/dist/cli.js) side by side, e.g. before=/tmp/af-main,after=.
-//   BENCH_WORKERS=1,2        appfence dns.workers values to measure (each a server of its own)
+//                            a label ending in @N runs that build with dns.workers: N, e.g. after=.,after@2=.
 //   BENCH_PIN=0              do not pin (default: servers on core 1, dnsperf on core 0)
 //
 // CPU µs per query = Δ(utime+stime) of the server's whole process tree (every thread, every worker)
@@ -33,7 +33,6 @@ const BUILDS = (process.env.BENCH_BUILDS ?? `appfence=${root}`).split(',').map((
   const [label, dir] = b.includes('=') ? b.split('=') : ['appfence', b];
   return { label, dir: resolve(dir) };
 });
-const WORKERS = (process.env.BENCH_WORKERS ?? '').split(',').filter(Boolean);
 const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 const dir = mkdtempSync(join(tmpdir(), 'appfence-bench-'));
 for (const cmd of ['dnsperf', 'dnsmasq', 'taskset']) if (!have(cmd)) { console.error(`missing ${cmd}: apt-get install -y dnsperf dnsmasq-base`); process.exit(2); }
@@ -138,10 +137,11 @@ const upPort = upstream.address().port;
 const servers = [];
 
 for (const build of BUILDS) {
-  for (const workers of WORKERS.length > 0 ? WORKERS : [undefined]) {
+  {
     if (!wanted('appfence')) break;
     const port = await freePort();
-    const name = workers === undefined ? build.label : `${build.label}, ${workers} worker${workers === '1' ? '' : 's'}`;
+    const workers = /@(\d+|auto)$/.exec(build.label)?.[1];
+    const name = workers === undefined ? build.label : `${build.label.replace(/@.*/, '')}, ${workers} worker${workers === '1' ? '' : 's'}`;
     const file = join(dir, `appfence-${servers.length}.yaml`);
     writeFileSync(file, `dns:
   listen: ["127.0.0.1:${port}"]

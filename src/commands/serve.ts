@@ -1,17 +1,37 @@
-/** `appfence serve`: start the runtime, SIGHUP → reload, SIGTERM/SIGINT → drain, flush, exit 0. */
+/**
+ * `appfence serve`: start the runtime, SIGHUP → reload, SIGTERM/SIGINT → drain, flush, exit 0.
+ * With dns.workers > 1 this process becomes the primary of a WorkerPool (runtime/workers.ts) and
+ * every worker runs this same command as a cluster worker: a whole runtime on SO_REUSEPORT sockets.
+ */
+import cluster from 'node:cluster';
 import { parse } from './args.js';
 import { configFrom } from './load.js';
 import { Runtime } from '../runtime/runtime.js';
-import { createAppLogger } from '../log/logger.js';
+import { WorkerPool, WORKER_PORTS_ENV, fixPorts, workerCount, type WorkerMessage, type WorkerStats } from '../runtime/workers.js';
+import { QUERY_RESULTS } from '../dns/pipeline.js';
+import { createAppLogger, type AppLogger } from '../log/logger.js';
+import type { Config } from '../config/types.js';
+
 
 export async function serveCommand(args: readonly string[]): Promise<number> {
   const { values } = parse(args, { config: { type: 'string', short: 'c' } }, false);
-  const config = await configFrom(values.config);
+  const load = async (): Promise<Config> => withFixedPorts(await configFrom(values.config));
+  const config = await load();
   const log = createAppLogger(config.log.level);
   // Last line of defence: a bug reached through one client's query is logged, not fatal to everyone.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-  const runtime = await Runtime.start(config, log, { load: () => configFrom(values.config) });
-  log.info({ config: config.source }, 'appfence started');
+  const workers = workerCount(config);
+  if (cluster.isPrimary && workers > 1) return primary(config, workers, log);
+
+  const runtime = await Runtime.start(config, log, { load, reusePort: cluster.isWorker });
+  if (cluster.isWorker) {
+    process.send?.({ type: 'ready' } satisfies WorkerMessage);
+    process.on('message', (m: { type?: string; id?: number }) => {
+      if (m.type === 'stats') process.send?.({ type: 'stats', id: m.id ?? 0, stats: workerStats(runtime) } satisfies WorkerMessage);
+    });
+  } else {
+    log.info({ config: config.source }, 'appfence started');
+  }
 
   // Runtime.reload is single-flight: a SIGHUP during a reload queues one more, none is dropped.
   process.on('SIGHUP', () => {
@@ -33,5 +53,54 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // a worker whose primary is gone (killed) stops too instead of serving unsupervised
+  if (cluster.isWorker) process.on('disconnect', () => stop('primary gone'));
   return -1;
+}
+
+/** The primary: forks the workers, owns the signals, serves nothing itself. */
+async function primary(config: Config, count: number, log: AppLogger): Promise<number> {
+  const ports = await fixPorts(config.dns.listen);
+  let pool: WorkerPool;
+  try {
+    pool = await WorkerPool.start(count, { [WORKER_PORTS_ENV]: ports.join(',') }, log);
+  } catch (err) {
+    // a worker could not start (a port in use, an unreadable list): it said why on stderr
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+    return (err as { exitCode?: number }).exitCode ?? 1;
+  }
+  log.info({ config: config.source, workers: count, listen: config.dns.listen.map((a, i) => `${a.host}:${ports[i]}`) }, 'appfence started');
+  process.on('SIGHUP', () => {
+    log.info({ config: config.source, workers: count }, 'reloading');
+    pool.reload();
+  });
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, workers: count }, 'stopping');
+    void pool.stop().then((code) => process.exit(code));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  return -1;
+}
+
+function withFixedPorts(config: Config): Config {
+  const fixed = process.env[WORKER_PORTS_ENV]?.split(',').map(Number);
+  if (!cluster.isWorker || fixed === undefined) return config;
+  return { ...config, dns: { ...config.dns, listen: config.dns.listen.map((a, i) => ({ ...a, port: fixed[i] ?? a.port })) } };
+}
+
+/** The counters this worker adds to the primary's totals. */
+function workerStats(runtime: Runtime): WorkerStats {
+  const out: Record<string, number> = {};
+  for (const proto of ['udp', 'tcp', 'dot', 'doh'] as const) {
+    for (const result of QUERY_RESULTS) out[`dns_queries{proto="${proto}",result="${result}"}`] = runtime.pipeline.stats.get(proto, result);
+  }
+  out['cache_hits'] = runtime.generation.cache.hits;
+  out['cache_misses'] = runtime.generation.cache.misses;
+  out['block_log_events'] = runtime.blockLog.written;
+  out['block_log_suppressed'] = runtime.blockLog.suppressedTotal;
+  return out;
 }

@@ -10,10 +10,9 @@ import type { ClientIdentity, Peer, Proto } from '../net/peer.js';
 import type { BlockLog, LogEvent } from '../log/block-log.js';
 import type { GroupPolicy, Policy, RuleInfo } from '../policy/policy.js';
 import type { Identifier } from '../identity/identify.js';
-import type { Resolver } from '../resolver/resolver.js';
+import type { Resolver, ResolvedAnswer } from '../resolver/resolver.js';
 import { readQuery, ParseFailure, type Query } from '../wire/read.js';
 import { errorReply, truncateForUdp, RCODE } from '../wire/write.js';
-import { readAnswer } from '../wire/answer.js';
 import { firstMatchingAddress, lastMatchedAddress } from '../wire/addresses.js';
 import { qtypeName } from '../wire/qtype.js';
 import type { AppLogger } from '../log/logger.js';
@@ -122,17 +121,17 @@ export class DnsPipeline {
       this.audit(q, peer, who, group, s, hit);
     }
 
-    const answer = s.resolver.resolve(buf, q);
-    if (Buffer.isBuffer(answer)) {
+    const answer = s.resolver.resolveAnswer(buf, q);
+    if (!(answer instanceof Promise)) {
       this.stats.count(peer.proto, 'cached');
       return this.inspect(answer, buf, q, peer, who, group, s);
     }
     this.inFlight++;
     return answer.then(
-      (bytes) => {
+      (resolved) => {
         this.inFlight--;
         this.stats.count(peer.proto, 'forwarded');
-        return this.inspect(bytes, buf, q, peer, who, group, s);
+        return this.inspect(resolved, buf, q, peer, who, group, s);
       },
       (err: unknown) => {
         this.inFlight--;
@@ -145,27 +144,27 @@ export class DnsPipeline {
   }
 
   /** Inspection runs after the cache on purpose: a cached answer fetched for a guest is re-checked for this client. */
-  private inspect(answer: Buffer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration): Buffer {
+  private inspect(resolved: ResolvedAnswer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration): Buffer {
     if (group.blockMask !== 0) {
-      const hit = this.inspectAnswer(answer, group, s);
+      const hit = this.inspectAnswer(resolved, group, s);
       if (hit !== null) {
         if (!group.audit) return this.sinkhole(buf, q, peer, who, group, s, hit);
         this.audit(q, peer, who, group, s, hit);
       }
     }
+    const answer = resolved.bytes;
     if (s.config.log.queries) this.blockLog.query(peer.proto, this.event(q, peer, who, group, null, 'forward'));
     return peer.proto === 'udp' && answer.length > q.udpSize ? truncateForUdp(answer, q.udpSize) : answer;
   }
 
   /** CNAME/DNAME/HTTPS-SVCB targets against name rules, then (lists with IP rules only) addresses against IP rules. */
-  private inspectAnswer(answer: Buffer, group: GroupPolicy, s: DnsGeneration): Hit | null {
-    const info = readAnswer(answer);
-    if (info === null) return null;
-    for (const target of info.aliasTargets) {
+  private inspectAnswer(resolved: ResolvedAnswer, group: GroupPolicy, s: DnsGeneration): Hit | null {
+    for (const target of resolved.aliasTargets) {
       const ruleId = s.policy.blockRule(group, target);
       if (ruleId >= 0) return { rule: s.policy.describe(ruleId), list: s.policy.listOfRule(ruleId), cname: target };
     }
-    if (group.ipMask === 0 || info.ancount === 0) return null;
+    const answer = resolved.bytes;
+    if (group.ipMask === 0 || answer.length < 12 || answer.readUInt16BE(6) === 0) return null;
     const id = firstMatchingAddress(answer, s.policy.ipIndex, group.ipMask, group.allowMask);
     if (id < 0) return null;
     const d = s.policy.describeIp(id);

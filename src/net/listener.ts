@@ -24,11 +24,15 @@ export interface Listener {
   setSecureContext?(options: tls.TlsOptions): void;
 }
 
-/** A bind failure (EADDRINUSE, EACCES) rejects, so start-up fails loudly; later server errors are logged. */
-export function listenOn(server: net.Server, addr: ListenAddress, log: AppLogger, proto: string): Promise<void> {
+/**
+ * A bind failure (EADDRINUSE, EACCES) rejects, so start-up fails loudly; later server errors are logged.
+ * `reusePort` (dns.workers > 1): this process binds its own SO_REUSEPORT socket (exclusive: not the
+ * cluster primary's shared handle) and the kernel spreads connections over the workers.
+ */
+export function listenOn(server: net.Server, addr: ListenAddress, log: AppLogger, proto: string, reusePort = false): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port: addr.port, host: addr.host, ipv6Only: net.isIPv6(addr.host) }, () => {
+    server.listen({ port: addr.port, host: addr.host, ipv6Only: net.isIPv6(addr.host), reusePort, exclusive: reusePort }, () => {
       server.off('error', reject);
       server.on('error', (err) => log.warn({ err, proto }, 'listener error'));
       resolve();

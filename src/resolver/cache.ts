@@ -24,6 +24,8 @@ export interface StoredAnswer {
   readonly optStart: number;
   readonly optEnd: number;
   readonly ttlOffsets: readonly number[];
+  /** The answer's CNAME/DNAME targets, read once when stored: every hit is inspected without re-parsing. */
+  readonly aliasTargets: readonly string[];
 }
 
 /** Byte budget per configured entry: typical answers are 100–300 B; a flood of 64 KB answers must not take GBs. */
@@ -59,7 +61,12 @@ export class AnswerCache {
   }
 
   get(query: Buffer, q: Query): Buffer | undefined {
-    const key = q.cacheable ? cacheKey(q) : null;
+    const stored = this.lookup(q.cacheable ? cacheKey(q) : null);
+    return stored === undefined ? undefined : this.answer(stored, query, q);
+  }
+
+  /** The live entry under `key` (null: the query is not cacheable), counting the hit or miss. */
+  lookup(key: string | null): StoredAnswer | undefined {
     const stored = key === null ? undefined : this.lru?.get(key);
     if (stored === undefined) {
       this.misses++;
@@ -71,7 +78,7 @@ export class AnswerCache {
       return undefined;
     }
     this.hits++;
-    return this.answer(stored, query, q);
+    return stored;
   }
 
   set(q: Query, response: Buffer, info: AnswerInfo): void {
@@ -82,7 +89,7 @@ export class AnswerCache {
    * Clamps the response's TTLs and keeps it when cacheable (the answer and the query); returns the stored form either way, so
    * coalesced queries are answered from exactly what later hits will see.
    */
-  store(q: Query, response: Buffer, info: AnswerInfo): StoredAnswer {
+  store(q: Query, response: Buffer, info: AnswerInfo, key: string | null = q.cacheable ? cacheKey(q) : null): StoredAnswer {
     const lifetime = this.lifetimeSeconds(info);
     const bytes = Buffer.from(response.subarray(0, info.end));
     // Clients get our EDNS payload size, not the upstream's (the OPT's class field).
@@ -103,8 +110,9 @@ export class AnswerCache {
       optStart: info.optStart,
       optEnd: info.optEnd,
       ttlOffsets: info.ttlOffsets,
+      aliasTargets: info.aliasTargets,
     };
-    if (lifetime > 0 && q.cacheable && this.lru !== null) this.lru.set(cacheKey(q), stored);
+    if (lifetime > 0 && key !== null && this.lru !== null) this.lru.set(key, stored);
     return stored;
   }
 

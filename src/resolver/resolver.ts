@@ -12,10 +12,18 @@ import type { Query } from '../wire/read.js';
 import { cacheKey, type AnswerCache, type StoredAnswer } from './cache.js';
 import type { UpstreamClient } from './upstream.js';
 
+/** The bytes for one query and the alias targets CNAME inspection checks (read once, when stored). */
+export interface ResolvedAnswer {
+  readonly bytes: Buffer;
+  readonly aliasTargets: readonly string[];
+}
+
 /** What a front end asks of the resolver; an interface so the pipeline's unit tests can hand in a fake. */
 export interface Resolver {
   /** The client's query bytes in, bytes with its ID out; a cache hit is synchronous. */
   resolve(query: Buffer, q: Query): Buffer | Promise<Buffer>;
+  /** As resolve(), with the answer's CNAME/DNAME targets for inspection. */
+  resolveAnswer(query: Buffer, q: Query): ResolvedAnswer | Promise<ResolvedAnswer>;
 }
 
 export class CachingResolver implements Resolver {
@@ -24,27 +32,38 @@ export class CachingResolver implements Resolver {
   constructor(readonly cache: AnswerCache, readonly upstream: UpstreamClient) {}
 
   resolve(query: Buffer, q: Query): Buffer | Promise<Buffer> {
-    const hit = this.cache.get(query, q);
-    if (hit !== undefined) return hit;
-    if (!q.cacheable) return this.fetch(query, q).then((stored) => this.cache.answer(stored, query, q));
-    const key = cacheKey(q);
+    const answer = this.resolveAnswer(query, q);
+    return answer instanceof Promise ? answer.then((a) => a.bytes) : answer.bytes;
+  }
+
+  /** As resolve(), with the answer's alias targets; a hit is synchronous. The cache key is built once per query. */
+  resolveAnswer(query: Buffer, q: Query): ResolvedAnswer | Promise<ResolvedAnswer> {
+    const key = q.cacheable ? cacheKey(q) : null;
+    const stored = this.cache.lookup(key);
+    if (stored !== undefined) return { bytes: this.cache.answer(stored, query, q), aliasTargets: stored.aliasTargets };
+    return this.shared(key, query, q).then((s) => ({ bytes: this.cache.answer(s, query, q), aliasTargets: s.aliasTargets }));
+  }
+
+  /** One upstream exchange per key at a time; an ambiguous name (key null) always gets its own. */
+  private shared(key: string | null, query: Buffer, q: Query): Promise<StoredAnswer> {
+    if (key === null) return this.fetch(query, q, null);
     let shared = this.inFlight.get(key);
     if (shared === undefined) {
-      shared = this.fetch(query, q);
+      shared = this.fetch(query, q, key);
       this.inFlight.set(key, shared);
       const done = (): void => {
         this.inFlight.delete(key);
       };
       shared.then(done, done);
     }
-    return shared.then((stored) => this.cache.answer(stored, query, q));
+    return shared;
   }
 
-  private async fetch(query: Buffer, q: Query): Promise<StoredAnswer> {
+  private async fetch(query: Buffer, q: Query, key: string | null): Promise<StoredAnswer> {
     const reply = await this.upstream.exchange(query, q);
     const info = readAnswer(reply);
     // An answer we cannot walk cannot be inspected for blocked CNAMEs either: never pass it on.
     if (info === null) throw new UpstreamError('upstream', 'format', `unreadable answer for ${q.qname}`);
-    return this.cache.store(q, reply, info);
+    return this.cache.store(q, reply, info, key);
   }
 }

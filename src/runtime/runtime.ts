@@ -40,6 +40,8 @@ export interface RuntimeOptions {
   readonly blockLog?: BlockLog;
   /** What a reload reads; default: config.source again (the embedded default stays the embedded default). */
   readonly load?: () => Promise<Config>;
+  /** A dns.workers process: bind the UDP and TCP listeners with SO_REUSEPORT beside the other workers. */
+  readonly reusePort?: boolean;
 }
 
 export interface ListenerRole {
@@ -61,6 +63,7 @@ export class Runtime {
   private active: Promise<ReloadResult> | null = null;
   private queued: { next: () => Promise<Config>; readonly result: Promise<ReloadResult> } | null = null;
   private stopping = false;
+  private reusePort = false;
 
   private constructor(gen: Generation, blockLog: BlockLog, load: () => Promise<Config>, private readonly log: AppLogger) {
     this.gen = gen;
@@ -73,6 +76,7 @@ export class Runtime {
     const gen = await buildGeneration(config, log);
     const load = options.load ?? (() => (config.source === EMBEDDED_SOURCE ? Promise.resolve(defaultConfig()) : loadConfig(config.source)));
     const runtime = new Runtime(gen, options.blockLog ?? new BlockLog({ destination: config.log.blocks }), load, log);
+    runtime.reusePort = options.reusePort ?? false;
     try {
       await runtime.blockLog.ready().catch((err: unknown) => {
         throw new ConfigError('log.blocks', `cannot open "${config.log.blocks}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
@@ -132,13 +136,14 @@ export class Runtime {
     const inFlight = (): number => this.pipeline.inFlight;
     const caps = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
       maxConnectionsPerClient: dns.maxConnectionsPerClient };
+    const reusePort = this.reusePort;
     for (const [i, addr] of dns.listen.entries()) {
       const key = `dns.listen[${i}]`;
-      const udp = await bound(key, addr, UdpTransport.listen(`${key}/udp`, addr, this.pipeline, dnsLog));
+      const udp = await bound(key, addr, UdpTransport.listen(`${key}/udp`, addr, this.pipeline, dnsLog, reusePort));
       this.addListener(udp, { inFlight });
       // port 0 in tests: TCP follows the port UDP was given, as on a real :53
       const tcpAddr = addr.port === 0 ? { host: addr.host, port: udp.port } : addr;
-      this.addListener(await bound(key, tcpAddr, TcpTransport.listen(`${key}/tcp`, tcpAddr, this.pipeline, caps, dnsLog)));
+      this.addListener(await bound(key, tcpAddr, TcpTransport.listen(`${key}/tcp`, tcpAddr, this.pipeline, { ...caps, reusePort }, dnsLog)));
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
     }
     // Said out loud rather than ignored: these sections validate (configs written for later releases

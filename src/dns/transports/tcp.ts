@@ -9,6 +9,8 @@ import { serveStream, type StreamOptions } from './stream.js';
 export interface TcpOptions extends StreamOptions {
   readonly maxConnections: number;
   readonly maxConnectionsPerClient: number;
+  /** dns.workers > 1: every worker binds the port itself (SO_REUSEPORT). */
+  readonly reusePort?: boolean;
 }
 
 export class TcpTransport extends StreamListener<net.Server> {
@@ -19,7 +21,7 @@ export class TcpTransport extends StreamListener<net.Server> {
 
   static listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, opts: TcpOptions, log: AppLogger): Promise<TcpTransport> {
     const transport = new TcpTransport(name, net.createServer({ allowHalfOpen: true, noDelay: true }), pipeline, opts, log);
-    return listenOn(transport.server, addr, log, 'tcp').then(() => transport);
+    return listenOn(transport.server, addr, log, 'tcp', opts.reusePort).then(() => transport);
   }
 
   protected accepted(socket: net.Socket): void {

@@ -21,13 +21,17 @@ export class UdpTransport implements Listener {
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
   }
 
-  static listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, log: AppLogger): Promise<UdpTransport> {
+  /** `reusePort` (dns.workers > 1): every worker binds its own SO_REUSEPORT socket; the kernel spreads clients by source address and port. */
+  static listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, log: AppLogger, reusePort = false): Promise<UdpTransport> {
+    const v6 = isIPv6(addr.host);
     const socket = dgram.createSocket({
-      type: isIPv6(addr.host) ? 'udp6' : 'udp4',
-      ipv6Only: isIPv6(addr.host),
-      // Replies go to rinfo.address, always an IP literal: the default dns.lookup would only defer
-      // each send by a tick to return it unchanged.
-      lookup: literalLookup,
+      type: v6 ? 'udp6' : 'udp4',
+      ipv6Only: v6,
+      // Replies go to rinfo.address, always an IP literal of the socket's own family: the default
+      // dns.lookup would only defer each send by a tick to return it unchanged, and even an isIPv6
+      // test per reply was 2 % of the CPU of an answer.
+      lookup: v6 ? literalLookup6 : literalLookup4,
+      reusePort,
     });
     // No send callback: Node then tries a synchronous send (uv_udp_try_send) instead of queueing a
     // send request whose completion calls back into JS — measured 80k → see bench/dns.mjs.
@@ -53,7 +57,8 @@ export class UdpTransport implements Listener {
     });
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(addr.port, addr.host, () => {
+      // exclusive: a cluster worker binds its own socket instead of sharing the primary's handle
+      socket.bind({ port: addr.port, address: addr.host, exclusive: reusePort }, () => {
         socket.off('error', reject);
         // a failed send (ENOBUFS under a flood, EPERM from a firewall) is that reply's loss only
         let lastReport = 0;
@@ -95,6 +100,10 @@ export class UdpTransport implements Listener {
   }
 }
 
-function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
-  callback(null, address, isIPv6(address) ? 6 : 4);
+type LookupCallback = (err: Error | null, address: string, family: number) => void;
+function literalLookup4(address: string, _family: unknown, callback: LookupCallback): void {
+  callback(null, address, 4);
+}
+function literalLookup6(address: string, _family: unknown, callback: LookupCallback): void {
+  callback(null, address, 6);
 }
