@@ -67,6 +67,8 @@ function dnsSection(dir: string) {
     }).optional().describe('per client /24 (IPv4) or /56 (IPv6); over it: drop'),
     workers: z.union([int(1, 256), z.literal('auto')], { error: 'must be a positive integer or "auto"' }).default(1)
       .describe('processes serving DNS (SO_REUSEPORT); "auto" = one per core'),
+    udpBatch: oneOf(['auto', 'off']).default('auto')
+      .describe('UDP in batches (recvmmsg/sendmmsg, native addon) where it built and the kernel has the calls; off: node:dgram'),
     ddr: z.strictObject({ target: hostname() })
       .optional().describe('RFC 9462: _dns.resolver.arpa SVCB advertises the DoT/DoH listeners under this name'),
   }).superRefine((d, ctx) => {

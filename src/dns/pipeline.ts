@@ -98,7 +98,12 @@ export class DnsPipeline {
 
   constructor(private readonly current: CurrentGeneration, private readonly blockLog: BlockLog, private readonly log: AppLogger) {}
 
-  handle(buf: Buffer, peer: DnsPeer): Buffer | null | Promise<Buffer | null> {
+  /**
+   * `transient`: `buf` is valid only during this call (a slot of the batched UDP socket's shared
+   * buffer). Only a query that has to wait for an upstream is then copied; every other path answers
+   * before returning.
+   */
+  handle(buf: Buffer, peer: DnsPeer, transient = false): Buffer | null | Promise<Buffer | null> {
     const q = readQuery(buf);
     if (typeof q === 'number') return this.malformed(buf, peer, q);
     const s = this.current.generation;
@@ -121,7 +126,8 @@ export class DnsPipeline {
       this.audit(q, peer, who, group, s, hit);
     }
 
-    const answer = s.resolver.resolveAnswer(buf, q);
+    let kept = buf;
+    const answer = transient ? s.resolver.resolveAnswer(buf, q, () => (kept = Buffer.from(buf))) : s.resolver.resolveAnswer(buf, q);
     if (!(answer instanceof Promise)) {
       this.stats.count(peer.proto, 'cached');
       return this.inspect(answer, buf, q, peer, who, group, s);
@@ -131,14 +137,14 @@ export class DnsPipeline {
       (resolved) => {
         this.inFlight--;
         this.stats.count(peer.proto, 'forwarded');
-        return this.inspect(resolved, buf, q, peer, who, group, s);
+        return this.inspect(resolved, kept, q, peer, who, group, s);
       },
       (err: unknown) => {
         this.inFlight--;
         this.stats.count(peer.proto, 'servfail');
         const count = this.servfailLog.hit();
         if (count > 0) this.log.warn({ count, last: { name: q.qname, qtype: qtypeName(q.qtype), error: String(err) } }, 'answered SERVFAIL: every upstream failed');
-        return errorReply(buf, q, RCODE.SERVFAIL);
+        return errorReply(kept, q, RCODE.SERVFAIL);
       },
     );
   }

@@ -22,8 +22,12 @@ export interface ResolvedAnswer {
 export interface Resolver {
   /** The client's query bytes in, bytes with its ID out; a cache hit is synchronous. */
   resolve(query: Buffer, q: Query): Buffer | Promise<Buffer>;
-  /** As resolve(), with the answer's CNAME/DNAME targets for inspection. */
-  resolveAnswer(query: Buffer, q: Query): ResolvedAnswer | Promise<ResolvedAnswer>;
+  /**
+   * As resolve(), with the answer's CNAME/DNAME targets for inspection. `keep`, when given, is called
+   * on a miss only, before anything waits, for query bytes that outlive the call (the caller's may not:
+   * a batched UDP slot is reused once the pipeline returns).
+   */
+  resolveAnswer(query: Buffer, q: Query, keep?: () => Buffer): ResolvedAnswer | Promise<ResolvedAnswer>;
 }
 
 export class CachingResolver implements Resolver {
@@ -37,11 +41,12 @@ export class CachingResolver implements Resolver {
   }
 
   /** As resolve(), with the answer's alias targets; a hit is synchronous. The cache key is built once per query. */
-  resolveAnswer(query: Buffer, q: Query): ResolvedAnswer | Promise<ResolvedAnswer> {
+  resolveAnswer(query: Buffer, q: Query, keep?: () => Buffer): ResolvedAnswer | Promise<ResolvedAnswer> {
     const key = q.cacheable ? cacheKey(q) : null;
     const stored = this.cache.lookup(key);
     if (stored !== undefined) return { bytes: this.cache.answer(stored, query, q), aliasTargets: stored.aliasTargets };
-    return this.shared(key, query, q).then((s) => ({ bytes: this.cache.answer(s, query, q), aliasTargets: s.aliasTargets }));
+    const kept = keep?.() ?? query;
+    return this.shared(key, kept, q).then((s) => ({ bytes: this.cache.answer(s, kept, q), aliasTargets: s.aliasTargets }));
   }
 
   /** One upstream exchange per key at a time; an ambiguous name (key null) always gets its own. */

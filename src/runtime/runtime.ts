@@ -12,7 +12,7 @@ import { loadConfig } from '../config/load.js';
 import { defaultConfig, EMBEDDED_SOURCE } from '../config/default.js';
 import { DnsPipeline } from '../dns/pipeline.js';
 import { Discovery } from '../dns/discovery.js';
-import { UdpTransport } from '../dns/transports/udp.js';
+import { UdpTransport, chooseUdpPath } from '../dns/transports/udp.js';
 import { TcpTransport } from '../dns/transports/tcp.js';
 import { DotTransport } from '../dns/transports/dot.js';
 import { DohTransport } from '../dns/transports/doh.js';
@@ -125,6 +125,11 @@ export class Runtime {
     this.pipeline.discovery = new Discovery(target, doh, dot);
   }
 
+  /** Which socket path serves each UDP listener ('batch' or 'dgram'), in the order of dns.listen. */
+  get udpPaths(): ('batch' | 'dgram')[] {
+    return this.listeners.flatMap(({ listener: l }) => (l instanceof UdpTransport ? [l.path] : []));
+  }
+
   /** Certificate identity of a new TLS connection, judged by the generation current at handshake time. */
   private identifyTls(socket: TLSSocket): CertIdentity | undefined {
     return this.gen.certs?.identifySocket(socket);
@@ -137,15 +142,19 @@ export class Runtime {
     const caps = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxInFlight: 100, maxConnections: dns.maxConnections,
       maxConnectionsPerClient: dns.maxConnectionsPerClient };
     const reusePort = this.reusePort;
+    const udpPath = chooseUdpPath(dns.udpBatch);
+    const udps: UdpTransport[] = [];
     for (const [i, addr] of dns.listen.entries()) {
       const key = `dns.listen[${i}]`;
-      const udp = await bound(key, addr, UdpTransport.listen(`${key}/udp`, addr, this.pipeline, dnsLog, reusePort));
+      const udp = await bound(key, addr, UdpTransport.listen(`${key}/udp`, addr, this.pipeline, dnsLog, { ...udpPath, reusePort }));
+      udps.push(udp);
       this.addListener(udp, { inFlight });
       // port 0 in tests: TCP follows the port UDP was given, as on a real :53
       const tcpAddr = addr.port === 0 ? { host: addr.host, port: udp.port } : addr;
       this.addListener(await bound(key, tcpAddr, TcpTransport.listen(`${key}/tcp`, tcpAddr, this.pipeline, { ...caps, reusePort }, dnsLog)));
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
     }
+    if (udps.length > 0) logUdpPath(this.log, dns.udpBatch, udpPath.reason, udps.every((u) => u.path === 'batch'), udpPath.batch !== null);
     // Said out loud rather than ignored: these sections validate (configs written for later releases
     // load) but their front ends are not part of this release.
     if (this.gen.config.proxy !== undefined) this.log.warn({ listen: this.gen.config.proxy.listen }, 'proxy: not built yet; not started');
@@ -266,4 +275,11 @@ async function bound<T>(keyPath: string, addr: { host: string; port: number }, l
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
     throw new ConfigError(keyPath, `cannot listen on ${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}: ${code}`, { cause: err });
   }
+}
+
+/** The one start-up line that says which UDP socket path runs, and why when it is not the batched one. */
+function logUdpPath(log: AppLogger, mode: 'auto' | 'off', reason: string, batched: boolean, loaded: boolean): void {
+  if (batched) log.info({ udpBatch: mode, path: 'batch', reason }, 'dns udp: batched recvmmsg/sendmmsg (native addon)');
+  else log.info({ udpBatch: mode, path: 'dgram', reason: loaded ? 'ENOSYS: the kernel lacks recvmmsg/sendmmsg' : reason },
+    'dns udp: node:dgram, one datagram per call');
 }

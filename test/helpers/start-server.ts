@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
 import { Runtime } from '../../src/runtime/runtime.js';
 import { BlockLog } from '../../src/log/block-log.js';
 import { createAppLogger } from '../../src/log/logger.js';
@@ -30,11 +31,16 @@ export async function startServer(yamlOrFn: string | ((dir: string) => string), 
   const yaml = typeof yamlOrFn === 'string' ? yamlOrFn : yamlOrFn(dir);
   const configPath = join(dir, 'appfence.yaml');
   writeFileSync(configPath, yaml);
-  const config = parseConfig(yaml, configPath, { ...process.env });
+  const config = forceUdpPath(parseConfig(yaml, configPath, { ...process.env }));
   const blockFile = join(dir, 'blocks.log');
   const blockLog = new BlockLog({ destination: blockFile, reportIntervalMs: 50, sync: true });
   const log = createAppLogger('silent');
   const runtime = await Runtime.start(config, log, { blockLog });
+  const expected = config.dns.udpBatch === 'off' ? 'dgram' : 'batch';
+  if (runtime.udpPaths.some((p) => p !== expected)) {
+    await runtime.stop(0);
+    throw new Error(`UDP runs on ${runtime.udpPaths.join(',')}, not ${expected}: did native/build.mjs build the addon?`);
+  }
   const port = runtime.ports.udp[0] ?? 0;
   return {
     runtime,
@@ -52,4 +58,15 @@ export async function startServer(yamlOrFn: string | ((dir: string) => string), 
     },
     close: () => runtime.stop(0),
   };
+}
+
+/**
+ * APPFENCE_TEST_UDP_BATCH=off|auto runs a suite on one UDP socket path (dns-server-dgram.test.ts
+ * re-runs the DNS suite on node:dgram; by default it runs batched, the configured default).
+ */
+export const TEST_UDP_BATCH: 'auto' | 'off' | undefined =
+  process.env.APPFENCE_TEST_UDP_BATCH === 'off' ? 'off' : process.env.APPFENCE_TEST_UDP_BATCH === 'auto' ? 'auto' : undefined;
+
+function forceUdpPath(config: Config): Config {
+  return TEST_UDP_BATCH === undefined ? config : { ...config, dns: { ...config.dns, udpBatch: TEST_UDP_BATCH } };
 }

@@ -41,6 +41,7 @@ t.test('the SPEC example parses into the normalised shape', async (t) => {
   t.equal(c.dns.blockedTtl, 60);
   t.equal(c.dns.tcpIdleTimeoutMs, 10000);
   t.equal(c.dns.maxConnections, 1000);
+  t.equal(c.dns.udpBatch, 'auto');
   t.equal(c.dns.maxUdpSize, 1232);
   t.same(c.dns.rateLimit, { responsesPerSecond: 200, slip: 2 });
   t.equal(c.dns.workers, 1);
@@ -171,6 +172,7 @@ t.test('one error per problem, each starting with its key path', async (t) => {
     ['list source scheme', MINIMAL + 'lists: { a: { sources: ["ftp://x/y"] } }',
       ['lists.a.sources[0]: "ftp://x/y": only files and http(s) URLs are supported']],
     ['list match', MINIMAL + 'lists: { a: { sources: [x], match: exact } }', ['lists.a.match: must be one of auto, subtree']],
+    ['udp batch mode', 'dns: { upstreams: ["9.9.9.9"], udpBatch: on }\n', ['dns.udpBatch: must be one of auto, off']],
     ['log level', MINIMAL + 'log: { level: verbose }', ['log.level: must be one of fatal, error, warn, info, debug, trace, silent']],
     ['boolean', MINIMAL + 'log: { queries: "yes" }', ['log.queries: must be true or false']],
     ['connect port', MINIMAL + 'proxy: { connectPorts: [443, 70000] }', ['proxy.connectPorts[1]: must be an integer from 1 to 65535']],
