@@ -11,6 +11,9 @@
 //   BENCH_LIST=FILE          block this list too (plain or hosts format), e.g. ../shared/data/blocklist-hagezi-light.hosts.txt
 //   BENCH_BUILDS=label=DIR,… several appfence checkouts (built: DIR/dist/cli.js) side by side, e.g. before=/tmp/af-main,after=.
 //                            a label ending in @N runs that build with dns.workers: N, e.g. after=.,after@2=.
+//   BENCH_UDP=auto,off       each appfence build once per dns.udpBatch mode: auto = batched recvmmsg/sendmmsg
+//                            (the native addon), off = node:dgram (default: auto only)
+//   BENCH_QPS=30000          offer a fixed rate (dnsperf -Q) instead of saturating
 //   BENCH_PIN=0              do not pin (default: servers on core 1, dnsperf on core 0)
 //
 // CPU µs per query = Δ(utime+stime) of the server's whole process tree (every thread, every worker)
@@ -33,6 +36,8 @@ const BUILDS = (process.env.BENCH_BUILDS ?? `appfence=${root}`).split(',').map((
   const [label, dir] = b.includes('=') ? b.split('=') : ['appfence', b];
   return { label, dir: resolve(dir) };
 });
+const UDP_MODES = (process.env.BENCH_UDP ?? 'auto').split(',').filter(Boolean);
+const FIXED_QPS = process.env.BENCH_QPS === undefined ? [] : ['-Q', String(Number(process.env.BENCH_QPS))];
 const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 const dir = mkdtempSync(join(tmpdir(), 'appfence-bench-'));
 for (const cmd of ['dnsperf', 'dnsmasq', 'taskset']) if (!have(cmd)) { console.error(`missing ${cmd}: apt-get install -y dnsperf dnsmasq-base`); process.exit(2); }
@@ -86,7 +91,8 @@ const rssMb = (pid) => tree(pid).reduce((n, p) => {
 // async: the fake upstream lives in this process and must keep answering while dnsperf runs
 async function dnsperf(port, file, seconds, pid) {
   const before = pid === undefined ? 0 : cpuTicks(pid);
-  const argv = pin(0, ['dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-l', String(seconds), '-c', '4', '-q', '256', '-T', '1', '-t', '2']);
+  const argv = pin(0, ['dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-l', String(seconds), '-c', '4', '-q', '256', '-T', '1', '-t', '2',
+    ...(seconds > 1 ? FIXED_QPS : [])]);
   const { stdout: out } = await promisify(execFile)(argv[0], argv.slice(1), { encoding: 'utf8' });
   const ticks = pid === undefined ? 0 : cpuTicks(pid) - before;
   const num = (re) => Number(re.exec(out)?.[1] ?? NaN);
@@ -137,15 +143,17 @@ const upPort = upstream.address().port;
 const servers = [];
 
 for (const build of BUILDS) {
-  {
+  for (const udpBatch of UDP_MODES) {
     if (!wanted('appfence')) break;
     const port = await freePort();
     const workers = /@(\d+|auto)$/.exec(build.label)?.[1];
-    const name = workers === undefined ? build.label : `${build.label.replace(/@.*/, '')}, ${workers} worker${workers === '1' ? '' : 's'}`;
+    const base = workers === undefined ? build.label : `${build.label.replace(/@.*/, '')}, ${workers} worker${workers === '1' ? '' : 's'}`;
+    const name = UDP_MODES.length === 1 && udpBatch === 'auto' ? base : `${base} (udp ${udpBatch === 'auto' ? 'batch' : 'dgram'})`;
     const file = join(dir, `appfence-${servers.length}.yaml`);
     writeFileSync(file, `dns:
   listen: ["127.0.0.1:${port}"]
   upstreams: ["127.0.0.1:${upPort}"]
+  udpBatch: ${udpBatch}
 ${workers === undefined ? '' : `  workers: ${workers}\n`}access: { allow: ["127.0.0.0/8"] }
 lists: { bench: { sources: ["${listFile}"], match: subtree } }
 groups: { managed: { subnets: ["127.0.0.0/8"], block: [bench] } }
@@ -232,6 +240,7 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.le
 const anchors = servers.filter((s) => /^(dnsmasq|Unbound)/.test(s.name)).map((s) => s.name);
 const fmtK = (q) => `${(q / 1000).toFixed(1)}k`;
 console.log(`\nDNS over UDP on loopback, ${blocked.size} names blocked (subtree), dnsperf -c 4 -q 256 -T 1, ${SECONDS} s per run, ${ROUNDS} round(s)` +
+  (FIXED_QPS.length > 0 ? `, ${process.env.BENCH_QPS} QPS offered (dnsperf -Q)` : ', saturating') +
   (PIN ? ', servers on core 1, dnsperf on core 0' : ', unpinned'));
 for (const workload of ['blocked', 'cached']) {
   console.log(`\n${workload === 'blocked' ? 'Blocked (sinkhole answer, one block-log line each)' : 'Cache hits'}`);
