@@ -8,6 +8,7 @@ const benches = [
   ['dns.mjs', []],
   ['doh.mjs', []],
   ['tls.mjs', []],
+  ['proxy.mjs', []],
   ['memory.mjs', ['--expose-gc']],
 ];
 let failed = 0;

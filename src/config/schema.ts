@@ -85,6 +85,9 @@ function proxySection(dir: string) {
     connectPorts: z.array(int(1, 65535), { error: 'must be a list' }).default([443]).describe('CONNECT to any other port is refused (403)'),
     blockPage: z.strictObject({ contact: z.string({ error: 'must be a string' }).default('') }).prefault({}),
     pacHost: hostname().optional().describe('the host name the PAC file points at (default: the request\'s Host)'),
+    maxTunnelsPerClient: int(1).default(256).describe('concurrent CONNECT tunnels from one address; more: 429'),
+    connectTimeoutMs: int(1).default(10_000).describe('connecting to the origin, and each wait for its next bytes; then 504'),
+    idleTimeoutMs: int(1).default(120_000).describe('client connections and tunnels idle this long are closed'),
   });
 }
 

@@ -8,9 +8,19 @@
  */
 import { UpstreamError } from '../errors.js';
 import { readAnswer } from '../wire/answer.js';
-import type { Query } from '../wire/read.js';
+import { addressQuery, answerAddresses } from '../wire/address.js';
+import { RCODE, TYPE_A, TYPE_AAAA } from '../wire/codes.js';
+import { readQuery, type Query } from '../wire/read.js';
 import { cacheKey, type AnswerCache, type StoredAnswer } from './cache.js';
 import type { UpstreamClient } from './upstream.js';
+
+/** What the proxy gets for a host name: the addresses to connect to and the alias chain to inspect. */
+export interface Lookup {
+  readonly addresses: readonly string[];
+  /** CNAME/DNAME targets in the answer, normalised: the proxy checks them as DNS's CNAME inspection does. */
+  readonly aliasTargets: readonly string[];
+  readonly rcode: number;
+}
 
 /** The bytes for one query and the alias targets CNAME inspection checks (read once, when stored). */
 export interface ResolvedAnswer {
@@ -20,7 +30,7 @@ export interface ResolvedAnswer {
 
 /** What a front end asks of the resolver; an interface so the pipeline's unit tests can hand in a fake. */
 export interface Resolver {
-  /** The client's query bytes in, bytes with its ID out; a cache hit is synchronous. */
+  /** DNS front end: the client's query bytes in, bytes with its ID out; a cache hit is synchronous. */
   resolve(query: Buffer, q: Query): Buffer | Promise<Buffer>;
   /**
    * As resolve(), with the answer's CNAME/DNAME targets for inspection. `keep`, when given, is called
@@ -28,6 +38,8 @@ export interface Resolver {
    * a batched UDP slot is reused once the pipeline returns).
    */
   resolveAnswer(query: Buffer, q: Query, keep?: () => Buffer): ResolvedAnswer | Promise<ResolvedAnswer>;
+  /** Proxy: A/AAAA of a host through the same cache and upstreams, with the alias chain to inspect. */
+  lookup(name: string, family: 4 | 6): Promise<Lookup>;
 }
 
 export class CachingResolver implements Resolver {
@@ -62,6 +74,21 @@ export class CachingResolver implements Resolver {
       shared.then(done, done);
     }
     return shared;
+  }
+
+  /**
+   * A/AAAA of a host through the same cache, single-flight and upstreams as DNS clients' queries, so a
+   * name the proxy looks up is the name every DNS client sees (never the OS resolver). `name` is
+   * lowercase without trailing dot; one that cannot be a DNS name answers FORMERR without a query.
+   * Upstream failure rejects (UpstreamError), as it makes DNS answer SERVFAIL.
+   */
+  async lookup(name: string, family: 4 | 6): Promise<Lookup> {
+    const qtype = family === 4 ? TYPE_A : TYPE_AAAA;
+    const query = addressQuery(name, qtype);
+    const q = query === null ? null : readQuery(query);
+    if (query === null || q === null || typeof q === 'number') return { addresses: [], aliasTargets: [], rcode: RCODE.FORMERR };
+    const { bytes, aliasTargets } = await this.resolveAnswer(query, q);
+    return { addresses: answerAddresses(bytes, qtype), aliasTargets, rcode: bytes[3]! & 0xf };
   }
 
   private async fetch(query: Buffer, q: Query, key: string | null): Promise<StoredAnswer> {

@@ -22,7 +22,7 @@ import { Throttle } from '../log/throttle.js';
 import type { AppLogger } from '../log/logger.js';
 
 /** Keys of `Generation.tls`: one per kind of TLS listener (the proxy adds its own). */
-export type TlsListenerKind = 'dot' | 'doh';
+export type TlsListenerKind = 'dot' | 'doh' | 'proxy';
 
 export interface Generation {
   /** 1 for the configuration started with, +1 per successful reload. */
@@ -58,6 +58,7 @@ export async function buildGeneration(config: Config, log: AppLogger, previous?:
   const tls: Partial<Record<TlsListenerKind, TlsOptions>> = {};
   if (dns.tls !== undefined) tls.dot = await serverTlsOptions(dns.tls, 'dns.tls', clientAuth);
   if (dns.https !== undefined) tls.doh = await serverTlsOptions(dns.https, 'dns.https', clientAuth);
+  if (config.proxy?.tls !== undefined) tls.proxy = await serverTlsOptions(config.proxy.tls, 'proxy.tls', clientAuth);
 
   // Last, after every step that can fail: nothing to close when an earlier one throws.
   const upstream = previous !== undefined && sameUpstreams(previous.config, config) ? previous.upstream : newUpstream(config, log);

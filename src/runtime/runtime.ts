@@ -7,7 +7,7 @@
  * arrives during a reload is queued (exactly one more reload after it), never dropped or overlapped.
  */
 import type { TLSSocket } from 'node:tls';
-import type { Config } from '../config/types.js';
+import type { Config, ListenAddress } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
 import { defaultConfig, EMBEDDED_SOURCE } from '../config/default.js';
 import { DnsPipeline } from '../dns/pipeline.js';
@@ -21,6 +21,10 @@ import type { Listener } from '../net/listener.js';
 import { BlockLog } from '../log/block-log.js';
 import { ConfigError } from '../errors.js';
 import type { AppLogger } from '../log/logger.js';
+import { ProxyHandler } from '../proxy/handler.js';
+import { ProxyListener } from '../proxy/server.js';
+import { SelfGuard } from '../proxy/self-guard.js';
+import { ProxyStats } from '../proxy/stats.js';
 import { buildGeneration, retireGeneration, type Generation, type TlsListenerKind } from './generation.js';
 
 /** null: the new configuration serves. An Error: the old one stays; ConfigError(s) carry the key path, YAML errors file:line. */
@@ -52,6 +56,10 @@ export interface ListenerRole {
 }
 
 const DRAIN_MS = 5000;
+/** Browsers open many connections each; the process's file limit is the real ceiling. */
+const PROXY_MAX_CONNECTIONS = 10_000;
+/** One host (a NAT, a busy terminal server) may hold many; not all of them. */
+const PROXY_MAX_CONNECTIONS_PER_CLIENT = 1_000;
 
 export class Runtime {
   private gen: Generation;
@@ -63,6 +71,9 @@ export class Runtime {
   private active: Promise<ReloadResult> | null = null;
   private queued: { next: () => Promise<Config>; readonly result: Promise<ReloadResult> } | null = null;
   private stopping = false;
+  private proxyHandler: ProxyHandler | null = null;
+  /** Proxy request counters (appfence_proxy_requests_total{result}). */
+  readonly proxyStats = new ProxyStats();
   private reusePort = false;
 
   private constructor(gen: Generation, blockLog: BlockLog, load: () => Promise<Config>, private readonly log: AppLogger) {
@@ -104,10 +115,11 @@ export class Runtime {
   }
 
   /** Actual ports, in the order of dns.listen (useful when the config asked for port 0). */
-  get ports(): { udp: number[]; tcp: number[]; dot: number[]; doh: number[] } {
+  get ports(): { udp: number[]; tcp: number[]; dot: number[]; doh: number[]; proxy: number[]; proxyTls: number[] } {
     const of = (is: (l: Listener) => boolean): number[] => this.listeners.filter((l) => is(l.listener)).map((l) => l.listener.port);
     return { udp: of((l) => l instanceof UdpTransport), tcp: of((l) => l instanceof TcpTransport),
-      dot: of((l) => l instanceof DotTransport), doh: of((l) => l instanceof DohTransport) };
+      dot: of((l) => l instanceof DotTransport), doh: of((l) => l instanceof DohTransport),
+      proxy: of((l) => l instanceof ProxyListener && !l.secure), proxyTls: of((l) => l instanceof ProxyListener && l.secure) };
   }
 
   /**
@@ -155,9 +167,8 @@ export class Runtime {
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
     }
     if (udps.length > 0) logUdpPath(this.log, dns.udpBatch, udpPath.reason, udps.every((u) => u.path === 'batch'), udpPath.batch !== null);
-    // Said out loud rather than ignored: these sections validate (configs written for later releases
-    // load) but their front ends are not part of this release.
-    if (this.gen.config.proxy !== undefined) this.log.warn({ listen: this.gen.config.proxy.listen }, 'proxy: not built yet; not started');
+    // Said out loud rather than ignored: this section validates (configs written for later releases
+    // load) but its front end is not part of this release.
     if (this.gen.config.admin !== undefined) this.log.warn({ listen: this.gen.config.admin.listen }, 'admin API: not built yet; not started');
     const identify = (socket: TLSSocket): CertIdentity | undefined => this.identifyTls(socket);
     const { dot: dotTls, doh: dohTls } = this.gen.tls;
@@ -177,6 +188,40 @@ export class Runtime {
         this.log.info({ listen: `${addr.host}:${doh.port}`, proto: 'doh' }, 'dns listening');
       }
     }
+    await this.listenProxy(identify);
+  }
+
+  /** The proxy listeners, after every other one: the loop guard learns each port this process serves. */
+  private async listenProxy(identify: (socket: TLSSocket) => CertIdentity | undefined): Promise<void> {
+    const { proxy, admin } = this.gen.config;
+    if (proxy === undefined) return;
+    const guard = new SelfGuard();
+    for (const { listener } of this.listeners) guard.add(listenHost(this.gen.config, listener.name), listener.port);
+    if (admin !== undefined) guard.add(admin.listen.host, admin.listen.port);
+    const log = this.log.child({ component: 'proxy' });
+    const handler = new ProxyHandler({
+      context: () => this.gen,
+      proxyConfig: () => this.gen.config.proxy ?? proxy,
+      logQueries: () => this.gen.config.log.queries,
+      blockLog: this.blockLog,
+      stats: this.proxyStats,
+      guard,
+      log,
+    }, { timeoutMs: proxy.connectTimeoutMs, maxTunnelsPerClient: proxy.maxTunnelsPerClient });
+    this.proxyHandler = handler;
+    const inFlight = (): number => handler.inFlight;
+    const caps = { idleTimeoutMs: proxy.idleTimeoutMs, maxConnections: PROXY_MAX_CONNECTIONS,
+      maxConnectionsPerClient: PROXY_MAX_CONNECTIONS_PER_CLIENT, stats: this.proxyStats };
+    const start = async (key: string, addr: ListenAddress, secure: boolean): Promise<void> => {
+      const tls = secure ? this.gen.tls.proxy : undefined;
+      if (secure && tls === undefined) return;
+      const listener = await bound(key, addr, ProxyListener.listen(key, addr, handler, tls === undefined ? caps : { ...caps, tls, identify }, log));
+      this.addListener(listener, secure ? { tls: 'proxy', inFlight } : { inFlight });
+      guard.add(addr.host, listener.port);
+      this.log.info({ listen: `${addr.host}:${listener.port}`, proto: secure ? 'https' : 'http' }, 'proxy listening');
+    };
+    for (const [i, addr] of proxy.listen.entries()) await start(`proxy.listen[${i}]`, addr, false);
+    for (const [i, addr] of (proxy.tls?.listen ?? []).entries()) await start(`proxy.tls.listen[${i}]`, addr, true);
   }
 
   /**
@@ -228,7 +273,8 @@ export class Runtime {
       if (config.log.blocks !== old.config.log.blocks || config.log.level !== old.config.log.level) {
         this.log.warn('log.blocks and log.level changes take effect on restart');
       }
-      const addresses = (c: Config): string => JSON.stringify([c.dns.listen, c.dns.tls?.listen, c.dns.https?.listen]);
+      const addresses = (c: Config): string => JSON.stringify([c.dns.listen, c.dns.tls?.listen, c.dns.https?.listen,
+        c.proxy?.listen, c.proxy?.tls?.listen]);
       if (addresses(config) !== addresses(old.config)) this.log.warn('listen addresses changed: they take effect on restart');
       this.gen = gen;
       this.designate();
@@ -262,9 +308,17 @@ export class Runtime {
     while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const l of listeners) l.closeConnections();
     await Promise.all(closed);
+    this.proxyHandler?.close();
     retireGeneration(this.gen, null);
     await this.blockLog.close();
   }
+}
+
+/** The host a DNS listener was bound on, from its key ('dns.listen[0]/udp' → dns.listen[0].host). */
+function listenHost(config: Config, name: string): string {
+  const m = /^dns\.(?:(tls|https)\.)?listen\[(\d+)\]/.exec(name);
+  const list = m?.[1] === 'tls' ? config.dns.tls?.listen : m?.[1] === 'https' ? config.dns.https?.listen : config.dns.listen;
+  return list?.[Number(m?.[2] ?? -1)]?.host ?? '0.0.0.0';
 }
 
 /** A port in use or not allowed is a configuration problem: exit 2 naming the key, not a stack trace. */

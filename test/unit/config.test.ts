@@ -52,6 +52,9 @@ t.test('the SPEC example parses into the normalised shape', async (t) => {
     connectPorts: [443],
     blockPage: { contact: 'IT service desk, ext. 4357' },
     pacHost: 'proxy.city.example',
+    maxTunnelsPerClient: 256,
+    connectTimeoutMs: 10000,
+    idleTimeoutMs: 120000,
   });
   t.same(c.clientCerts, { ca: [`${dir}/certs/device-ca.pem`], crl: [`${dir}/certs/device-ca.crl`], require: false });
   t.same(c.access.allow, ['10.0.0.0/8', '192.168.0.0/16', '127.0.0.0/8', '::1/128']);
@@ -92,7 +95,10 @@ t.test('defaults of a minimal file', async (t) => {
   t.notOk('proxy' in c || 'admin' in c || 'clientCerts' in c || 'tls' in c.dns, 'optional sections stay absent');
   t.same(parseConfig(MINIMAL + 'proxy:\nadmin:\n', FILE, {}).proxy, undefined, 'an empty section is as if left out');
   const p = parseConfig(MINIMAL + 'proxy: {}\nadmin: {}\n', FILE, {});
-  t.same(p.proxy, { listen: [{ host: '0.0.0.0', port: 3128 }], connectPorts: [443], blockPage: { contact: '' } });
+  t.same(p.proxy, { listen: [{ host: '0.0.0.0', port: 3128 }], connectPorts: [443], blockPage: { contact: '' },
+    maxTunnelsPerClient: 256, connectTimeoutMs: 10000, idleTimeoutMs: 120000 });
+  const q = parseConfig(MINIMAL + 'proxy: { maxTunnelsPerClient: 8, connectTimeoutMs: 500, idleTimeoutMs: 900 }\n', FILE, {});
+  t.same([q.proxy?.maxTunnelsPerClient, q.proxy?.connectTimeoutMs, q.proxy?.idleTimeoutMs], [8, 500, 900]);
   t.same(p.admin, { listen: { host: '127.0.0.1', port: 9153 } });
 });
 
@@ -176,6 +182,7 @@ t.test('one error per problem, each starting with its key path', async (t) => {
     ['log level', MINIMAL + 'log: { level: verbose }', ['log.level: must be one of fatal, error, warn, info, debug, trace, silent']],
     ['boolean', MINIMAL + 'log: { queries: "yes" }', ['log.queries: must be true or false']],
     ['connect port', MINIMAL + 'proxy: { connectPorts: [443, 70000] }', ['proxy.connectPorts[1]: must be an integer from 1 to 65535']],
+    ['tunnel cap', MINIMAL + 'proxy: { maxTunnelsPerClient: 0 }', ['proxy.maxTunnelsPerClient: must be a positive integer']],
     ['admin listen list', MINIMAL + 'admin: { listen: ["127.0.0.1:9153"] }',
       ['admin.listen: must be a string "host:port" or "[v6]:port"']],
     ['section not a mapping', 'dns: 5', ['dns: must be a mapping']],
