@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseListText } from '../lists/parse-line.js';
 import { ListSourceError, UsageError } from '../errors.js';
+import { explainWildcard } from '../match/wildcard.js';
 
 export async function listsCheckCommand(files: readonly string[]): Promise<number> {
   if (files.length === 0) throw new UsageError('name at least one list FILE');
@@ -13,9 +14,11 @@ export async function listsCheckCommand(files: readonly string[]): Promise<numbe
     } catch (err) {
       throw new ListSourceError(file, err instanceof Error ? err.message : String(err), { cause: err });
     }
-    const { rules, ipRules, rejects } = parseListText(text, file, 'auto');
+    const { rules, ipRules, wildRules, rejects } = parseListText(text, file, 'auto');
     const ips = ipRules.length > 0 ? `, ${ipRules.length} IP rules` : '';
-    process.stdout.write(`${file}: ${rules.length} rules${ips}, ${rejects.length} rejected\n`);
+    const wild = wildRules.length > 0 ? ` (${wildRules.length} with * in a label)` : '';
+    process.stdout.write(`${file}: ${rules.length + wildRules.length} rules${wild}${ips}, ${rejects.length} rejected\n`);
+    for (const w of wildRules) process.stdout.write(`${file}:${w.line}: ${w.text} ${explainWildcard(w.glob, w.anchor)}\n`);
     for (const r of rejects) process.stdout.write(`${r.source}:${r.line}: ${r.reason}: ${r.text}\n`);
     rejected += rejects.length;
   }

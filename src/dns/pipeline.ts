@@ -8,15 +8,17 @@
  */
 import type { ClientIdentity, Peer, Proto } from '../net/peer.js';
 import type { BlockLog, LogEvent } from '../log/block-log.js';
-import type { GroupPolicy, Policy, RuleId, RuleInfo } from '../policy/policy.js';
+import type { GroupPolicy, Policy, RuleInfo } from '../policy/policy.js';
 import { Sinkhole } from '../wire/sinkhole.js';
 import type { Identifier } from '../identity/identify.js';
 import type { Resolver, ResolvedAnswer } from '../resolver/resolver.js';
 import { readQuery, ParseFailure, type Query } from '../wire/read.js';
 import { errorReply, truncateForUdp, RCODE } from '../wire/write.js';
+import { firstMatchingAddress, lastMatchedAddress } from '../wire/addresses.js';
 import { qtypeName } from '../wire/qtype.js';
 import type { AppLogger } from '../log/logger.js';
 import { Throttle } from '../log/throttle.js';
+import { Discovery } from './discovery.js';
 
 export type DnsProto = Extract<Proto, 'udp' | 'tcp' | 'dot' | 'doh'>;
 
@@ -61,15 +63,49 @@ export class DnsStats {
   }
 }
 
+/** appfence_audits_total{group,list}: what audit-mode groups would have blocked. */
+export class AuditCounter {
+  private readonly counts = new Map<string, Map<string, number>>();
+  count(group: string, list: string): void {
+    let byList = this.counts.get(group);
+    if (byList === undefined) this.counts.set(group, (byList = new Map()));
+    byList.set(list, (byList.get(list) ?? 0) + 1);
+  }
+  get(group: string, list: string): number {
+    return this.counts.get(group)?.get(list) ?? 0;
+  }
+  /** Every (group, list, count), for the metrics exposition. */
+  *entries(): IterableIterator<[group: string, list: string, count: number]> {
+    for (const [group, byList] of this.counts) for (const [list, n] of byList) yield [group, list, n];
+  }
+}
+
+/** A generation's DNS answers: per group (by GroupPolicy.index), and per list position where the list sets its own `answer`. */
+interface Sinkholes {
+  readonly groups: readonly Sinkhole[];
+  readonly lists: readonly (Sinkhole | undefined)[];
+}
+
+/** What decided a block: a name rule (id in the DomainIndex) or an IP rule (id in the IpIndex). */
+interface Hit {
+  readonly rule: RuleInfo;
+  readonly list: number;
+  readonly cname?: string;
+  readonly address?: string;
+}
+
 export class DnsPipeline {
   readonly stats = new DnsStats();
+  readonly audits = new AuditCounter();
   /** Queries waiting on an upstream; shutdown drains them. */
   inFlight = 0;
   private readonly servfailLog = new Throttle(5000);
-  /** The DNS answer of each group (by GroupPolicy.index) of the generation last seen: built once per generation. */
+  /** The DNS answers of the generation last seen (per group and per list answer): built once per generation. */
   private sinkholesOf: DnsGeneration | null = null;
-  private sinkholes: readonly Sinkhole[] = [];
-  private readonly sinkholesByGeneration = new WeakMap<DnsGeneration, readonly Sinkhole[]>();
+  private sinkholes: Sinkholes = { groups: [], lists: [] };
+  private readonly sinkholesByGeneration = new WeakMap<DnsGeneration, Sinkholes>();
+  /** RFC 9462 answers; the runtime sets it once the DoT/DoH ports are bound (and again on reload). */
+  discovery = new Discovery(null, [], []);
 
   /** `refused`: told each client refused by access.allow (the throttled summary, log/refused-clients.ts). */
   constructor(private readonly current: CurrentGeneration, private readonly blockLog: BlockLog, private readonly log: AppLogger,
@@ -90,9 +126,19 @@ export class DnsPipeline {
       this.refused?.note(peer.address);
       return errorReply(buf, q, RCODE.REFUSED);
     }
+    // Discovery before policy: `_dns.resolver.arpa` is ours to answer, for every client we serve.
+    const designation = this.discovery.answer(buf, q);
+    if (designation !== null) {
+      this.stats.count(peer.proto, 'cached'); // answered from local data, no upstream
+      return designation;
+    }
     const group = s.policy.group(who.group);
     const ruleId = s.policy.blockingRuleId(group, q.qname);
-    if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, null);
+    if (ruleId >= 0) {
+      const hit = { rule: s.policy.describe(ruleId), list: s.policy.listOfRule(ruleId) };
+      if (!group.audit) return this.sinkhole(buf, q, peer, who, group, s, hit);
+      this.audit(q, peer, who, group, s, hit);
+    }
 
     let kept = buf;
     const answer = transient ? s.resolver.resolveAnswer(buf, q, () => (kept = Buffer.from(buf))) : s.resolver.resolveAnswer(buf, q);
@@ -120,10 +166,10 @@ export class DnsPipeline {
   /** Inspection runs after the cache on purpose: a cached answer fetched for a guest is re-checked for this client. */
   private inspect(resolved: ResolvedAnswer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration): Buffer {
     if (group.blockMask !== 0) {
-      const blocked = s.policy.firstBlockedAlias(group, resolved.aliasTargets);
-      if (blocked >= 0) {
-        const target = resolved.aliasTargets[blocked]!;
-        return this.sinkhole(buf, q, peer, who, group, s, s.policy.blockingRuleId(group, target), target);
+      const hit = this.inspectAnswer(resolved, group, s);
+      if (hit !== null) {
+        if (!group.audit) return this.sinkhole(buf, q, peer, who, group, s, hit);
+        this.audit(q, peer, who, group, s, hit);
       }
     }
     const answer = resolved.bytes;
@@ -131,27 +177,58 @@ export class DnsPipeline {
     return peer.proto === 'udp' && answer.length > q.udpSize ? truncateForUdp(answer, q.udpSize) : answer;
   }
 
-  /** `s` is the generation that decided: after a reload during an upstream wait, rule ids of the new one differ. */
-  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, ruleId: RuleId,
-    cname: string | null): Buffer {
-    this.stats.count(peer.proto, 'blocked');
-    const ev = this.event(q, peer, who, group, s.policy.describe(ruleId), group.answer);
-    if (cname !== null) ev.cname = cname;
-    this.blockLog.block(peer.proto, ev);
-    return this.sinkholesFor(s)[group.index]!.answer(buf, q);
+  /** CNAME/DNAME/HTTPS-SVCB targets against name rules, then (lists with IP rules only) addresses against IP rules. */
+  private inspectAnswer(resolved: ResolvedAnswer, group: GroupPolicy, s: DnsGeneration): Hit | null {
+    const blocked = s.policy.firstBlockedAlias(group, resolved.aliasTargets);
+    if (blocked >= 0) {
+      const target = resolved.aliasTargets[blocked]!;
+      const ruleId = s.policy.blockingRuleId(group, target);
+      return { rule: s.policy.describe(ruleId), list: s.policy.listOfRule(ruleId), cname: target };
+    }
+    const answer = resolved.bytes;
+    if (group.ipMask === 0 || answer.length < 12 || answer.readUInt16BE(6) === 0) return null;
+    const id = firstMatchingAddress(answer, s.policy.ipIndex, group.ipMask, group.allowMask);
+    if (id < 0) return null;
+    const d = s.policy.describeIp(id);
+    return { rule: d, list: d.listIndex, address: lastMatchedAddress() };
   }
 
-  private sinkholesFor(s: DnsGeneration): readonly Sinkhole[] {
+  /** `s` is the generation that decided: after a reload during an upstream wait, rule ids of the new one differ. */
+  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, hit: Hit): Buffer {
+    this.stats.count(peer.proto, 'blocked');
+    this.blockLog.block(peer.proto, this.hitEvent(q, peer, who, group, s, hit));
+    const answers = this.sinkholesFor(s);
+    return (answers.lists[hit.list] ?? answers.groups[group.index]!).answer(buf, q);
+  }
+
+  private sinkholesFor(s: DnsGeneration): Sinkholes {
     if (this.sinkholesOf === s) return this.sinkholes;
     // a block decided by the previous generation (its upstream wait spanned a reload) keeps that one's answers
     let built = this.sinkholesByGeneration.get(s);
     if (built === undefined) {
-      built = s.policy.groups.map((g) => new Sinkhole(g.mode, s.config.dns.blockedTtl));
+      const ttl = s.config.dns.blockedTtl;
+      built = {
+        groups: s.policy.groups.map((g) => new Sinkhole(g.mode, ttl)),
+        lists: s.policy.listModes.map((m) => (m === undefined ? undefined : new Sinkhole(m, ttl))),
+      };
       this.sinkholesByGeneration.set(s, built);
     }
     this.sinkholesOf = s;
     this.sinkholes = built;
     return built;
+  }
+
+  /** Audit mode: the block that would have happened, logged and counted; the caller answers as allowed. */
+  private audit(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, hit: Hit): void {
+    this.audits.count(group.name, hit.rule.list);
+    this.blockLog.audit(peer.proto, this.hitEvent(q, peer, who, group, s, hit));
+  }
+
+  private hitEvent(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, hit: Hit): LogEvent {
+    const ev = this.event(q, peer, who, group, hit.rule, s.policy.answerFor(group, hit.list));
+    if (hit.cname !== undefined) ev.cname = hit.cname;
+    if (hit.address !== undefined) ev.address = hit.address;
+    return ev;
   }
 
   private event(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, rule: RuleInfo | null, answer: string): LogEvent {

@@ -25,8 +25,10 @@ export interface LogEvent {
   rule: string | null;
   list: string | null;
   answer: string;
-  /** For CNAME inspection: the alias target that matched the rule. */
+  /** For CNAME inspection: the alias target (CNAME, DNAME, HTTPS/SVCB TargetName) that matched the rule. */
   cname?: string;
+  /** For IP rules: the answer address (A, AAAA, ipv4hint/ipv6hint) inside the rule's range. */
+  address?: string;
 }
 
 export interface BlockLogOptions {
@@ -84,6 +86,11 @@ export class BlockLog {
 
   query(proto: Proto, ev: LogEvent): void {
     this.log('query', proto, ev);
+  }
+
+  /** A group in audit mode: every block field, but the client was answered as if allowed. */
+  audit(proto: Proto, ev: LogEvent): void {
+    this.log('audit', proto, ev);
   }
 
   private log(kind: EventKind, proto: Proto, ev: LogEvent): void {

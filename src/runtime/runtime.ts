@@ -11,6 +11,7 @@ import type { Config, ListenAddress } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
 import { defaultConfig, EMBEDDED_SOURCE } from '../config/default.js';
 import { DnsPipeline } from '../dns/pipeline.js';
+import { Discovery } from '../dns/discovery.js';
 import { UdpTransport, chooseUdpPath } from '../dns/transports/udp.js';
 import { TcpTransport } from '../dns/transports/tcp.js';
 import { DotTransport } from '../dns/transports/dot.js';
@@ -100,6 +101,7 @@ export class Runtime {
         throw new ConfigError('log.blocks', `cannot open "${config.log.blocks}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
       });
       await runtime.listen();
+      runtime.designate();
     } catch (err) {
       await runtime.stop(0);
       throw err;
@@ -134,6 +136,13 @@ export class Runtime {
    */
   addListener(listener: Listener, role: ListenerRole = {}): void {
     this.listeners.push({ listener, role });
+  }
+
+  /** RFC 9462: advertise the bound DoH/DoT ports under dns.ddr.target (none without a target). */
+  private designate(): void {
+    const target = this.gen.config.dns.ddr?.target.toLowerCase().replace(/\.$/, '') ?? null;
+    const { doh, dot } = this.ports;
+    this.pipeline.discovery = new Discovery(target, doh, dot);
   }
 
   /** Which socket path serves each UDP listener ('batch' or 'dgram'), in the order of dns.listen. */
@@ -279,6 +288,7 @@ export class Runtime {
         c.proxy?.listen, c.proxy?.tls?.listen]);
       if (addresses(config) !== addresses(old.config)) this.log.warn('listen addresses changed: they take effect on restart');
       this.gen = gen;
+      this.designate();
       // renewed server certificates and device CAs apply to connections accepted from now on
       for (const { listener, role } of this.listeners) {
         const options = role.tls === undefined ? undefined : gen.tls[role.tls];
