@@ -14,6 +14,7 @@ import { buildGeneration, retireGeneration, type Generation } from '../runtime/g
 import { createAppLogger } from '../log/logger.js';
 import { explainWildcard } from '../match/wildcard.js';
 import { normalizeName } from '../match/normalize.js';
+import { checkReport } from '../runtime/check-report.js';
 
 export async function checkCommand(args: readonly string[]): Promise<number> {
   const { values, positionals } = parse(args, {
@@ -44,6 +45,12 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
   const quiet = ['error', 'fatal', 'silent'].includes(config.log.level) ? config.log.level : 'warn';
   const gen = await buildGeneration(config, createAppLogger(quiet));
   try {
+    if (values.json === true) {
+      // The same JSON as the admin listener's GET /check.
+      const report = checkReport({ client: values.client, names, ...(pem === undefined ? {} : { cert: pem }) }, gen);
+      process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      return report.blocked ? 1 : 0;
+    }
     return explain(gen, values.client, pem, names);
   } finally {
     retireGeneration(gen, null);

@@ -70,6 +70,7 @@ async function primary(config: Config, count: number, log: AppLogger): Promise<n
     return (err as { exitCode?: number }).exitCode ?? 1;
   }
   log.info({ config: config.source, workers: count, listen: config.dns.listen.map((a, i) => `${a.host}:${ports[i]}`) }, 'appfence started');
+  if (config.admin !== undefined) log.warn({ listen: config.admin.listen, workers: count }, 'admin listener: not served with dns.workers > 1 in this release (use dns.workers: 1 for /metrics, /readyz, /reload)');
   process.on('SIGHUP', () => {
     log.info({ config: config.source, workers: count }, 'reloading');
     pool.reload();

@@ -63,23 +63,6 @@ export class DnsStats {
   }
 }
 
-/** appfence_audits_total{group,list}: what audit-mode groups would have blocked. */
-export class AuditCounter {
-  private readonly counts = new Map<string, Map<string, number>>();
-  count(group: string, list: string): void {
-    let byList = this.counts.get(group);
-    if (byList === undefined) this.counts.set(group, (byList = new Map()));
-    byList.set(list, (byList.get(list) ?? 0) + 1);
-  }
-  get(group: string, list: string): number {
-    return this.counts.get(group)?.get(list) ?? 0;
-  }
-  /** Every (group, list, count), for the metrics exposition. */
-  *entries(): IterableIterator<[group: string, list: string, count: number]> {
-    for (const [group, byList] of this.counts) for (const [list, n] of byList) yield [group, list, n];
-  }
-}
-
 /** A generation's DNS answers: per group (by GroupPolicy.index), and per list position where the list sets its own `answer`. */
 interface Sinkholes {
   readonly groups: readonly Sinkhole[];
@@ -96,7 +79,6 @@ interface Hit {
 
 export class DnsPipeline {
   readonly stats = new DnsStats();
-  readonly audits = new AuditCounter();
   /** Queries waiting on an upstream; shutdown drains them. */
   inFlight = 0;
   private readonly servfailLog = new Throttle(5000);
@@ -218,9 +200,8 @@ export class DnsPipeline {
     return built;
   }
 
-  /** Audit mode: the block that would have happened, logged and counted; the caller answers as allowed. */
+  /** Audit mode: the block that would have happened, logged (the block log counts it); the caller answers as allowed. */
   private audit(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, hit: Hit): void {
-    this.audits.count(group.name, hit.rule.list);
     this.blockLog.audit(peer.proto, this.hitEvent(q, peer, who, group, s, hit));
   }
 

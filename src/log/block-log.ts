@@ -13,6 +13,7 @@
  */
 import { PROTOS, type Proto, type Via } from '../net/peer.js';
 import { BatchWriter } from './batch-writer.js';
+import { EventTally } from './event-tally.js';
 
 /** The per-event fields; `time`, `event` and `proto` are added by the log. */
 export interface LogEvent {
@@ -67,6 +68,9 @@ export class BlockLog {
   /** Events logged (written, queued or counted as suppressed), for metrics and tests. */
   written = 0;
   suppressedTotal = 0;
+  /** Block and audit events by group × list × proto, read by /metrics (counted where every front end reports). */
+  readonly blocks = new EventTally();
+  readonly audits = new EventTally();
 
   constructor(opts: BlockLogOptions) {
     this.out = new BatchWriter({
@@ -81,16 +85,18 @@ export class BlockLog {
   }
 
   block(proto: Proto, ev: LogEvent): void {
+    if (ev.list !== null) this.blocks.add(ev.group, ev.list, proto);
     this.log('block', proto, ev);
+  }
+
+  /** A group in audit mode: the block that would have happened, answered normally. */
+  audit(proto: Proto, ev: LogEvent): void {
+    if (ev.list !== null) this.audits.add(ev.group, ev.list, proto);
+    this.log('audit', proto, ev);
   }
 
   query(proto: Proto, ev: LogEvent): void {
     this.log('query', proto, ev);
-  }
-
-  /** A group in audit mode: every block field, but the client was answered as if allowed. */
-  audit(proto: Proto, ev: LogEvent): void {
-    this.log('audit', proto, ev);
   }
 
   private log(kind: EventKind, proto: Proto, ev: LogEvent): void {

@@ -39,7 +39,23 @@ export interface Generation {
   readonly tls: Readonly<Partial<Record<TlsListenerKind, TlsOptions>>>;
 }
 
-export async function buildGeneration(config: Config, log: AppLogger, previous?: Generation): Promise<Generation> {
+/** What the runtime watches while a generation serves (metrics); `check` passes none. */
+export interface GenerationObserver {
+  upstreamTry?(upstream: string, ok: boolean, durationMs: number): void;
+  /** Every client address the Identifier is asked about (DNS and proxy alike), while `watching`. */
+  readonly clients?: { readonly done: boolean; see(address: string): void };
+}
+
+/** The Identifier, telling `clients` each address until it has seen enough (then one boolean test). */
+class WatchedIdentifier implements Identifier {
+  constructor(private readonly inner: Identifier, private readonly clients: NonNullable<GenerationObserver['clients']>) {}
+  identify(peer: Parameters<Identifier['identify']>[0]): ReturnType<Identifier['identify']> {
+    if (!this.clients.done) this.clients.see(peer.address);
+    return this.inner.identify(peer);
+  }
+}
+
+export async function buildGeneration(config: Config, log: AppLogger, previous?: Generation, observer?: GenerationObserver): Promise<Generation> {
   const listLog = log.child({ component: 'lists' });
   const lists = await loadLists(config.lists, {
     onWarning: (msg) => listLog.warn({ detail: msg }, 'list source warning'),
@@ -66,7 +82,7 @@ export async function buildGeneration(config: Config, log: AppLogger, previous?:
   if (config.proxy?.tls !== undefined) tls.proxy = await serverTlsOptions(config.proxy.tls, 'proxy.tls', clientAuth);
 
   // Last, after every step that can fail: nothing to close when an earlier one throws.
-  const upstream = previous !== undefined && sameUpstreams(previous.config, config) ? previous.upstream : newUpstream(config, log);
+  const upstream = previous !== undefined && sameUpstreams(previous.config, config) ? previous.upstream : newUpstream(config, log, observer);
   // The cache holds answers, not decisions, so it survives a policy reload.
   const cache = previous !== undefined && JSON.stringify(previous.config.dns.cache) === JSON.stringify(dns.cache)
     ? previous.cache : new AnswerCache(dns.cache);
@@ -75,13 +91,17 @@ export async function buildGeneration(config: Config, log: AppLogger, previous?:
     id: (previous?.id ?? 0) + 1,
     config,
     policy,
-    identifier: new ClientIdentifier(config.access.allow, config.groups),
+    identifier: watched(new ClientIdentifier(config.access.allow, config.groups), observer),
     certs,
     resolver: new CachingResolver(cache, upstream),
     cache,
     upstream,
     tls: Object.freeze(tls),
   });
+}
+
+function watched(identifier: Identifier, observer: GenerationObserver | undefined): Identifier {
+  return observer?.clients === undefined || observer.clients.done ? identifier : new WatchedIdentifier(identifier, observer.clients);
 }
 
 /** What a generation holds open that the next one does not reuse (call once no query uses it any more). */
@@ -93,13 +113,14 @@ function sameUpstreams(a: Config, b: Config): boolean {
   return JSON.stringify([a.dns.upstreams, a.dns.timeoutMs]) === JSON.stringify([b.dns.upstreams, b.dns.timeoutMs]);
 }
 
-function newUpstream(config: Config, log: AppLogger): UpstreamClient {
+function newUpstream(config: Config, log: AppLogger, observer?: GenerationObserver): UpstreamClient {
   const { dns } = config;
   const upstreamLog = log.child({ component: 'resolver.upstream' });
   const failures = new Map(dns.upstreams.map((u) => [u.text, new Throttle(5000)]));
   return new UpstreamClient(dns.upstreams, {
     timeoutMs: dns.timeoutMs,
     onTry: (name, ok, durationMs, err) => {
+      observer?.upstreamTry?.(name, ok, durationMs);
       const count = ok ? 0 : failures.get(name)?.hit() ?? 1;
       if (count > 0) upstreamLog.warn({ upstream: name, count, durationMs, error: err?.message }, 'upstream tries failed');
     },

@@ -26,8 +26,11 @@ import type { AppLogger } from '../log/logger.js';
 import { ProxyHandler } from '../proxy/handler.js';
 import { ProxyListener } from '../proxy/server.js';
 import { SelfGuard } from '../proxy/self-guard.js';
-import { ProxyStats } from '../proxy/stats.js';
-import { buildGeneration, retireGeneration, type Generation, type TlsListenerKind } from './generation.js';
+import { ProxyStats, PROXY_RESULTS } from '../proxy/stats.js';
+import { buildGeneration, retireGeneration, type Generation, type GenerationObserver, type TlsListenerKind } from './generation.js';
+import { GatewayWatch } from '../identity/gateway-watch.js';
+import { Observability } from './observability.js';
+import { checkReport, type CheckInput, type CheckReport } from './check-report.js';
 
 /** null: the new configuration serves. An Error: the old one stays; ConfigError(s) carry the key path, YAML errors file:line. */
 export type ReloadResult = Error | null;
@@ -46,6 +49,8 @@ export interface RuntimeOptions {
   readonly blockLog?: BlockLog;
   /** What a reload reads; default: config.source again (the embedded default stays the embedded default). */
   readonly load?: () => Promise<Config>;
+  /** Addresses the Docker gateway warning treats as a container gateway, besides the usual ones (tests). */
+  readonly gateways?: readonly string[];
   /** A dns.workers process: bind the UDP and TCP listeners with SO_REUSEPORT beside the other workers. */
   readonly reusePort?: boolean;
 }
@@ -77,24 +82,47 @@ export class Runtime {
   private active: Promise<ReloadResult> | null = null;
   private queued: { next: () => Promise<Config>; readonly result: Promise<ReloadResult> } | null = null;
   private stopping = false;
+  /** Metrics registry, readiness and the admin listener. */
+  readonly observability: Observability;
   private proxyHandler: ProxyHandler | null = null;
   /** Proxy request counters (appfence_proxy_requests_total{result}). */
   readonly proxyStats = new ProxyStats();
   private reusePort = false;
 
-  private constructor(gen: Generation, blockLog: BlockLog, load: () => Promise<Config>, private readonly log: AppLogger) {
+  private constructor(gen: Generation, blockLog: BlockLog, load: () => Promise<Config>, private readonly log: AppLogger,
+    observability: Observability, private readonly observer: GenerationObserver) {
     this.gen = gen;
     this.blockLog = blockLog;
     this.load = load;
     this.refusedClients = new RefusedClients(log.child({ component: 'access' }));
     this.certRejections = new CertRejections(log.child({ component: 'identity' }));
     this.pipeline = new DnsPipeline(this, blockLog, log.child({ component: 'dns' }), this.refusedClients);
+    this.observability = observability;
+    observability.observe({
+      dnsStats: this.pipeline.stats,
+      blockLog,
+      cache: () => this.gen.cache,
+      lists: () => this.gen.policy.lists,
+      listeners: () => this.listeners.map(({ listener }) => ({ name: listener.name, bound: isBound(listener) })),
+      proxyRequests: () => PROXY_RESULTS.map((result) => [result, this.proxyStats.get(result)] as const),
+    });
   }
 
   static async start(config: Config, log: AppLogger, options: RuntimeOptions = {}): Promise<Runtime> {
-    const gen = await buildGeneration(config, log);
+    // Process metrics (GC observer, event-loop monitor) only where something can scrape them.
+    const observability = new Observability({ processMetrics: config.admin !== undefined });
+    const observer: GenerationObserver = {
+      upstreamTry: (name, ok, ms) => observability.metrics.upstreamTry(name, ok, ms),
+      clients: new GatewayWatch({
+        gateways: options.gateways ?? [],
+        onSuspect: (address, requests) => log.warn({ address, requests, docs: 'docs/operations.md#1-deploy-with-docker-compose' },
+          'all recent clients come from one address that looks like a container gateway: behind NAT every device looks the same ' +
+          'and subnet identity cannot work; run with host networking (compose: network_mode: host)'),
+      }),
+    };
+    const gen = await buildGeneration(config, log, undefined, observer);
     const load = options.load ?? (() => (config.source === EMBEDDED_SOURCE ? Promise.resolve(defaultConfig()) : loadConfig(config.source)));
-    const runtime = new Runtime(gen, options.blockLog ?? new BlockLog({ destination: config.log.blocks }), load, log);
+    const runtime = new Runtime(gen, options.blockLog ?? new BlockLog({ destination: config.log.blocks }), load, log, observability, observer);
     runtime.reusePort = options.reusePort ?? false;
     try {
       await runtime.blockLog.ready().catch((err: unknown) => {
@@ -102,6 +130,14 @@ export class Runtime {
       });
       await runtime.listen();
       runtime.designate();
+      // Last: once it answers, /readyz can be true. It shares the runtime's life cycle (stopped by stop()).
+      // dns.workers: the workers share the DNS ports, not the admin port (the primary does not serve it yet).
+      if (config.admin !== undefined && !runtime.reusePort) {
+        await observability.start(config.admin, {
+          reload: () => runtime.reload(),
+          check: async (request) => runtime.check(request),
+        }, log.child({ component: 'admin' }));
+      }
     } catch (err) {
       await runtime.stop(0);
       throw err;
@@ -120,6 +156,16 @@ export class Runtime {
 
   get reloads(): ReloadCounts {
     return { ...this.counts };
+  }
+
+  /** The admin listener's bound port (0 without `admin`). */
+  get adminPort(): number {
+    return this.observability.adminPort;
+  }
+
+  /** The decision `appfence check` explains, against the generation serving now (GET /check). */
+  check(request: CheckInput): CheckReport {
+    return checkReport(request, this.gen);
   }
 
   /** Actual ports, in the order of dns.listen (useful when the config asked for port 0). */
@@ -178,9 +224,6 @@ export class Runtime {
       this.log.info({ listen: `${addr.host}:${udp.port}`, proto: 'udp+tcp' }, 'dns listening');
     }
     if (udps.length > 0) logUdpPath(this.log, dns.udpBatch, udpPath.reason, udps.every((u) => u.path === 'batch'), udpPath.batch !== null);
-    // Said out loud rather than ignored: this section validates (configs written for later releases
-    // load) but its front end is not part of this release.
-    if (this.gen.config.admin !== undefined) this.log.warn({ listen: this.gen.config.admin.listen }, 'admin API: not built yet; not started');
     const identify = (socket: TLSSocket): CertIdentity | undefined => this.identifyTls(socket);
     const { dot: dotTls, doh: dohTls } = this.gen.tls;
     if (dns.tls !== undefined && dotTls !== undefined) {
@@ -276,7 +319,7 @@ export class Runtime {
     const old = this.gen;
     try {
       const config = await next();
-      const gen = await buildGeneration(config, this.log, old);
+      const gen = await buildGeneration(config, this.log, old, this.observer);
       if (this.stopping) {
         retireGeneration(gen, old);
         throw new Error('shutting down; reload abandoned');
@@ -297,12 +340,14 @@ export class Runtime {
       // in-flight exchanges on the old upstream client finish within its timeout
       setTimeout(() => retireGeneration(old, this.stopping ? null : gen), old.config.dns.timeoutMs * (old.config.dns.upstreams.length + 1)).unref();
       this.counts.ok++;
+      this.observability.reloaded(null, gen.policy.lists);
       this.log.info({ rules: gen.policy.index.ruleCount, generation: gen.id }, 'reloaded');
       return null;
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
       this.counts.failed++;
       this.counts.lastError = error;
+      this.observability.reloaded(error, []);
       this.log.error({ err }, 'reload failed; the running configuration stays');
       return error;
     }
@@ -311,6 +356,8 @@ export class Runtime {
   /** Stops accepting, lets in-flight work finish for up to `drainMs`, flushes the block log. */
   async stop(drainMs = DRAIN_MS): Promise<void> {
     this.stopping = true;
+    // /readyz turns 503 at once; the admin listener itself stays up through the drain.
+    this.observability.beginStop();
     const listeners = this.listeners.map((l) => l.listener);
     // UDP sockets stay open while draining: answers to queries already taken must still go out
     const closed = listeners.map((l) => l.stopAccepting());
@@ -322,7 +369,17 @@ export class Runtime {
     this.proxyHandler?.close();
     retireGeneration(this.gen, null);
     this.refusedClients.report();
+    await this.observability.stop();
     await this.blockLog.close();
+  }
+}
+
+/** A listener that stopped accepting (or whose socket closed) has no bound port any more. */
+function isBound(listener: Listener): boolean {
+  try {
+    return listener.port > 0;
+  } catch {
+    return false; // a closed UDP socket has no address
   }
 }
 

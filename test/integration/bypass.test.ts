@@ -128,14 +128,14 @@ t.test('`*` inside a label: TikTok\'s hosts in a shared zone, not the zone', asy
 });
 
 t.test('audit mode: decided and logged with every block field, answered as allowed, counted', async (t) => {
-  const before = af.runtime.pipeline.audits.get('parks', 'tiktok');
+  const before = af.runtime.blockLog.audits.count('parks', 'tiktok');
   const r = await ask(AUDITED, 'www.tiktok.com', 'A');
   t.same(r.answers.map((a) => a.data), ['192.0.2.23'], 'the real answer');
   const ev = lastEvent('www.tiktok.com')!;
   t.same(Object.keys(ev).sort(), ['answer', 'client', 'device', 'event', 'group', 'list', 'name', 'proto', 'qtype', 'rule', 'time', 'via']);
   t.match(ev, { event: 'audit', proto: 'udp', client: AUDITED, group: 'parks', via: 'subnet', device: null, qtype: 'A',
     rule: 'tiktok.com', list: 'tiktok', answer: 'null' });
-  t.equal(af.runtime.pipeline.audits.get('parks', 'tiktok'), before + 1);
+  t.equal(af.runtime.blockLog.audits.count('parks', 'tiktok'), before + 1);
   const signal = await ask(AUDITED, 'use-application-dns.net', 'A');
   t.same([signal.rcode, signal.answers.length], [0, 1], 'even signals answer normally under audit');
   t.match(lastEvent('use-application-dns.net'), { event: 'audit', list: 'signals', answer: 'nxdomain' });
@@ -144,5 +144,5 @@ t.test('audit mode: decided and logged with every block field, answered as allow
   t.match(lastEvent('clips.example.org'), { event: 'audit', cname: 'v16-webapp.tiktokcdn.com' });
   t.same((await ask(AUDITED, 'innocent.example.org', 'A')).answers.map((a) => a.data), ['203.0.113.9']);
   t.match(lastEvent('innocent.example.org'), { event: 'audit', list: 'ranges' });
-  t.equal(af.runtime.pipeline.audits.get('parks', 'ranges'), 1);
+  t.equal(af.runtime.blockLog.audits.count('parks', 'ranges'), 1);
 });
