@@ -12,6 +12,7 @@ import type { RuleInfo } from '../policy/policy.js';
 import type { CertIdentity } from '../net/peer.js';
 import { buildGeneration, retireGeneration, type Generation } from '../runtime/generation.js';
 import { createAppLogger } from '../log/logger.js';
+import { explainWildcard } from '../match/wildcard.js';
 import { normalizeName } from '../match/normalize.js';
 import { checkReport } from '../runtime/check-report.js';
 
@@ -90,5 +91,9 @@ function explain(gen: Generation, client: string, pem: string | undefined, names
 }
 
 function ruleText(r: RuleInfo | null): string {
-  return r === null ? 'rule=-' : `rule=${r.rule} list=${r.list} (${r.source}:${r.line})`;
+  if (r === null) return 'rule=-';
+  const text = `rule=${r.rule} list=${r.list} (${r.source}:${r.line})`;
+  // `||p16-tiktok*.ibyteimg.com^`: say what the `*` covered, since the zone itself stays open.
+  const m = /^\|\|([^.]*\*[^.]*)\.(.+)\^$/.exec(r.rule);
+  return m === null ? text : `${text} [${explainWildcard(m[1]!, m[2]!)}]`;
 }

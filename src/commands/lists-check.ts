@@ -10,13 +10,16 @@ import { readSource } from '../lists/source.js';
 import { ListSourceError, UsageError } from '../errors.js';
 import { parse } from './args.js';
 import { configFrom } from './load.js';
+import { explainWildcard } from '../match/wildcard.js';
 
 interface Checked { readonly rejected: number; readonly unreadable: boolean }
 
 function report(label: string, text: string, source: string, match: 'auto' | 'subtree'): number {
-  const { rules, ipRules, rejects } = parseListText(text, source, match);
+  const { rules, ipRules, wildRules, rejects } = parseListText(text, source, match);
   const ips = ipRules.length > 0 ? `, ${ipRules.length} IP rules` : '';
-  process.stdout.write(`${label}: ${rules.length} rules${ips}, ${rejects.length} rejected\n`);
+  const wild = wildRules.length > 0 ? ` (${wildRules.length} with * in a label)` : '';
+  process.stdout.write(`${label}: ${rules.length + wildRules.length} rules${wild}${ips}, ${rejects.length} rejected\n`);
+  for (const w of wildRules) process.stdout.write(`${source}:${w.line}: ${w.text} ${explainWildcard(w.glob, w.anchor)}\n`);
   for (const r of rejects) process.stdout.write(`${r.source}:${r.line}: ${r.reason}: ${r.text}\n`);
   return rejects.length;
 }

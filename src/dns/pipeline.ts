@@ -8,16 +8,18 @@
  */
 import type { ClientIdentity, Peer, Proto } from '../net/peer.js';
 import type { BlockLog, LogEvent } from '../log/block-log.js';
-import type { GroupPolicy, Policy, RuleId, RuleInfo } from '../policy/policy.js';
+import type { GroupPolicy, Policy, RuleInfo } from '../policy/policy.js';
 import { Sinkhole } from '../wire/sinkhole.js';
 import type { Identifier } from '../identity/identify.js';
 import type { Resolver, ResolvedAnswer } from '../resolver/resolver.js';
 import type { ResponseRateLimiter } from './rate-limit.js';
 import { readQuery, ParseFailure, type Query } from '../wire/read.js';
 import { advertiseUdpSize, EDNS_UDP_SIZE, errorReply, truncateForUdp, RCODE } from '../wire/write.js';
+import { firstMatchingAddress, lastMatchedAddress } from '../wire/addresses.js';
 import { qtypeName } from '../wire/qtype.js';
 import type { AppLogger } from '../log/logger.js';
 import { Throttle } from '../log/throttle.js';
+import { Discovery } from './discovery.js';
 
 export type DnsProto = Extract<Proto, 'udp' | 'tcp' | 'dot' | 'doh'>;
 
@@ -65,15 +67,31 @@ export class DnsStats {
   }
 }
 
+/** A generation's DNS answers: per group (by GroupPolicy.index), and per list position where the list sets its own `answer`. */
+interface Sinkholes {
+  readonly groups: readonly Sinkhole[];
+  readonly lists: readonly (Sinkhole | undefined)[];
+}
+
+/** What decided a block: a name rule (id in the DomainIndex) or an IP rule (id in the IpIndex). */
+interface Hit {
+  readonly rule: RuleInfo;
+  readonly list: number;
+  readonly cname?: string;
+  readonly address?: string;
+}
+
 export class DnsPipeline {
   readonly stats = new DnsStats();
   /** Queries waiting on an upstream; shutdown drains them. */
   inFlight = 0;
   private readonly servfailLog = new Throttle(5000);
-  /** The DNS answer of each group (by GroupPolicy.index) of the generation last seen: built once per generation. */
+  /** The DNS answers of the generation last seen (per group and per list answer): built once per generation. */
   private sinkholesOf: DnsGeneration | null = null;
-  private sinkholes: readonly Sinkhole[] = [];
-  private readonly sinkholesByGeneration = new WeakMap<DnsGeneration, readonly Sinkhole[]>();
+  private sinkholes: Sinkholes = { groups: [], lists: [] };
+  private readonly sinkholesByGeneration = new WeakMap<DnsGeneration, Sinkholes>();
+  /** RFC 9462 answers; the runtime sets it once the DoT/DoH ports are bound (and again on reload). */
+  discovery = new Discovery(null, [], []);
 
   /** `refused`: told each client refused by access.allow (the throttled summary, log/refused-clients.ts). */
   constructor(private readonly current: CurrentGeneration, private readonly blockLog: BlockLog, private readonly log: AppLogger,
@@ -94,9 +112,19 @@ export class DnsPipeline {
       this.refused?.note(peer.address);
       return this.fit(errorReply(buf, q, RCODE.REFUSED), q, peer, s);
     }
+    // Discovery before policy: `_dns.resolver.arpa` is ours to answer, for every client we serve.
+    const designation = this.discovery.answer(buf, q);
+    if (designation !== null) {
+      this.stats.count(peer.proto, 'cached'); // answered from local data, no upstream
+      return this.fit(designation, q, peer, s);
+    }
     const group = s.policy.group(who.group);
     const ruleId = s.policy.blockingRuleId(group, q.qname);
-    if (ruleId >= 0) return this.sinkhole(buf, q, peer, who, group, s, ruleId, null);
+    if (ruleId >= 0) {
+      const hit = { rule: s.policy.describe(ruleId), list: s.policy.listOfRule(ruleId) };
+      if (!group.audit) return this.sinkhole(buf, q, peer, who, group, s, hit);
+      this.audit(q, peer, who, group, s, hit);
+    }
 
     let kept = buf;
     const answer = transient ? s.resolver.resolveAnswer(buf, q, () => (kept = Buffer.from(buf))) : s.resolver.resolveAnswer(buf, q);
@@ -124,10 +152,10 @@ export class DnsPipeline {
   /** Inspection runs after the cache on purpose: a cached answer fetched for a guest is re-checked for this client. */
   private inspect(resolved: ResolvedAnswer, buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration): Buffer {
     if (group.blockMask !== 0) {
-      const blocked = s.policy.firstBlockedAlias(group, resolved.aliasTargets);
-      if (blocked >= 0) {
-        const target = resolved.aliasTargets[blocked]!;
-        return this.sinkhole(buf, q, peer, who, group, s, s.policy.blockingRuleId(group, target), target);
+      const hit = this.inspectAnswer(resolved, group, s);
+      if (hit !== null) {
+        if (!group.audit) return this.sinkhole(buf, q, peer, who, group, s, hit);
+        this.audit(q, peer, who, group, s, hit);
       }
     }
     const answer = resolved.bytes;
@@ -148,27 +176,57 @@ export class DnsPipeline {
     return answer.length > limit ? truncateForUdp(answer, limit) : answer;
   }
 
-  /** `s` is the generation that decided: after a reload during an upstream wait, rule ids of the new one differ. */
-  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, ruleId: RuleId,
-    cname: string | null): Buffer {
-    this.stats.count(peer.proto, 'blocked');
-    const ev = this.event(q, peer, who, group, s.policy.describe(ruleId), group.answer);
-    if (cname !== null) ev.cname = cname;
-    this.blockLog.block(peer.proto, ev);
-    return this.fit(this.sinkholesFor(s)[group.index]!.answer(buf, q), q, peer, s);
+  /** CNAME/DNAME/HTTPS-SVCB targets against name rules, then (lists with IP rules only) addresses against IP rules. */
+  private inspectAnswer(resolved: ResolvedAnswer, group: GroupPolicy, s: DnsGeneration): Hit | null {
+    const blocked = s.policy.firstBlockedAlias(group, resolved.aliasTargets);
+    if (blocked >= 0) {
+      const target = resolved.aliasTargets[blocked]!;
+      const ruleId = s.policy.blockingRuleId(group, target);
+      return { rule: s.policy.describe(ruleId), list: s.policy.listOfRule(ruleId), cname: target };
+    }
+    const answer = resolved.bytes;
+    if (group.ipMask === 0 || answer.length < 12 || answer.readUInt16BE(6) === 0) return null;
+    const id = firstMatchingAddress(answer, s.policy.ipIndex, group.ipMask, group.allowMask);
+    if (id < 0) return null;
+    const d = s.policy.describeIp(id);
+    return { rule: d, list: d.listIndex, address: lastMatchedAddress() };
   }
 
-  private sinkholesFor(s: DnsGeneration): readonly Sinkhole[] {
+  /** `s` is the generation that decided: after a reload during an upstream wait, rule ids of the new one differ. */
+  private sinkhole(buf: Buffer, q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, hit: Hit): Buffer {
+    this.stats.count(peer.proto, 'blocked');
+    this.blockLog.block(peer.proto, this.hitEvent(q, peer, who, group, s, hit));
+    const answers = this.sinkholesFor(s);
+    return this.fit((answers.lists[hit.list] ?? answers.groups[group.index]!).answer(buf, q), q, peer, s);
+  }
+
+  private sinkholesFor(s: DnsGeneration): Sinkholes {
     if (this.sinkholesOf === s) return this.sinkholes;
     // a block decided by the previous generation (its upstream wait spanned a reload) keeps that one's answers
     let built = this.sinkholesByGeneration.get(s);
     if (built === undefined) {
-      built = s.policy.groups.map((g) => new Sinkhole(g.mode, s.config.dns.blockedTtl));
+      const ttl = s.config.dns.blockedTtl;
+      built = {
+        groups: s.policy.groups.map((g) => new Sinkhole(g.mode, ttl)),
+        lists: s.policy.listModes.map((m) => (m === undefined ? undefined : new Sinkhole(m, ttl))),
+      };
       this.sinkholesByGeneration.set(s, built);
     }
     this.sinkholesOf = s;
     this.sinkholes = built;
     return built;
+  }
+
+  /** Audit mode: the block that would have happened, logged (the block log counts it); the caller answers as allowed. */
+  private audit(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, hit: Hit): void {
+    this.blockLog.audit(peer.proto, this.hitEvent(q, peer, who, group, s, hit));
+  }
+
+  private hitEvent(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, s: DnsGeneration, hit: Hit): LogEvent {
+    const ev = this.event(q, peer, who, group, hit.rule, s.policy.answerFor(group, hit.list));
+    if (hit.cname !== undefined) ev.cname = hit.cname;
+    if (hit.address !== undefined) ev.address = hit.address;
+    return ev;
   }
 
   private event(q: Query, peer: DnsPeer, who: ClientIdentity, group: GroupPolicy, rule: RuleInfo | null, answer: string): LogEvent {

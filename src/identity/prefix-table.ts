@@ -65,7 +65,12 @@ export class PrefixTable<T> {
     if (v4 >= 0) return this.lookup4(v4);
     if (!parseIPv6(address, v6)) return undefined;
     if (isMapped(v6)) return this.lookup4(v6[3]!);
-    const a0 = v6[0]!, a1 = v6[1]!, a2 = v6[2]!, a3 = v6[3]!;
+    return this.lookup6(v6[0]!, v6[1]!, v6[2]!, v6[3]!);
+  }
+
+  /** The same, for an IPv6 address as four uint32 words (most significant first): no parsing. */
+  lookup6(a0: number, a1: number, a2: number, a3: number): T | undefined {
+    if (a0 === 0 && a1 === 0 && a2 === 0xffff) return this.lookup4(a3);
     for (const level of this.v6) {
       const m = level.masks;
       const w0 = (a0 & m[0]!) >>> 0, w1 = (a1 & m[1]!) >>> 0, w2 = (a2 & m[2]!) >>> 0, w3 = (a3 & m[3]!) >>> 0;
@@ -76,7 +81,8 @@ export class PrefixTable<T> {
     return undefined;
   }
 
-  private lookup4(address: number): T | undefined {
+  /** The same, for an IPv4 address as a uint32: no parsing, for addresses read from DNS answers. */
+  lookup4(address: number): T | undefined {
     for (const level of this.v4) {
       const value = level.table.get((address & level.mask) >>> 0);
       if (value !== undefined) return value;

@@ -4,7 +4,7 @@
  * unreadable source is (ListSourceError), so a reload keeps the running lists instead.
  */
 import type { ListConfig } from '../config/types.js';
-import { parseInto, type IpRule, type RejectedLine, type RuleSink } from './parse-line.js';
+import { parseInto, type IpRule, type RejectedLine, type RuleSink, type WildLine } from './parse-line.js';
 import { readSource } from './source.js';
 import { ruleInfo, type RuleList, type RuleStore } from '../match/rule-store.js';
 import { errorPageReason, shrinkReason } from './sanity.js';
@@ -20,6 +20,8 @@ export interface LoadedList extends RuleList {
   readonly sourceRuleCounts: readonly number[];
   /** Bare IPs and CIDRs, kept for the proxy's raw-IP checks; DNS does not use them. */
   readonly ipRules: readonly (IpRule & { readonly source: string })[];
+  /** Adblock rules with `*` inside their first label (match/wildcard.ts). */
+  readonly wildRules: readonly (WildLine & { readonly source: string })[];
   /** The first MAX_KEPT_REJECTS rejected lines; rejectCount has the true total. */
   readonly rejects: readonly RejectedLine[];
   readonly rejectCount: number;
@@ -90,11 +92,13 @@ export function listFromTexts(name: string, entries: readonly { source: string; 
   match: 'auto' | 'subtree' = 'auto'): LoadedList {
   const builder = new RuleStoreBuilder();
   const ipRules: (IpRule & { source: string })[] = [];
+  const wildRules: (WildLine & { source: string })[] = [];
   const rejects: RejectedLine[] = [];
   let rejectCount = 0;
   entries.forEach(({ source, text }, sourceIndex) => {
     builder.sourceIndex = sourceIndex;
     builder.onIp = (cidr, line) => { ipRules.push({ cidr, line, source }); };
+    builder.onWild = (glob, anchor, text, line) => { wildRules.push({ glob, anchor, text, line, source }); };
     builder.onReject = (line, lineText, reason) => {
       rejectCount++;
       if (rejects.length < MAX_KEPT_REJECTS) rejects.push({ source, line, text: lineText, reason });
@@ -104,12 +108,15 @@ export function listFromTexts(name: string, entries: readonly { source: string; 
   const rules = builder.finish();
   const sourceRuleCounts = entries.map(() => 0);
   for (let i = 0; i < rules.count; i++) sourceRuleCounts[rules.sourceIndex[i]!]!++;
-  return { name, sources: entries.map((e) => e.source), match, rules, ruleCount: rules.count, sourceRuleCounts, ipRules, rejects, rejectCount };
+  wildRules.forEach((w) => { sourceRuleCounts[entries.findIndex((e) => e.source === w.source)]!++; });
+  return { name, sources: entries.map((e) => e.source), match, rules, ruleCount: rules.count + wildRules.length, sourceRuleCounts,
+    ipRules, wildRules, rejects, rejectCount };
 }
 
 class RuleStoreBuilder implements RuleSink {
   sourceIndex = 0;
   onIp: (cidr: string, line: number) => void = () => undefined;
+  onWild: (glob: string, anchor: string, text: string, line: number) => void = () => undefined;
   onReject: (line: number, text: string, reason: string) => void = () => undefined;
   private bytes = Buffer.allocUnsafe(1 << 16);
   private used = 0;
@@ -139,6 +146,7 @@ class RuleStoreBuilder implements RuleSink {
   }
 
   ip(cidr: string, line: number): void { this.onIp(cidr, line); }
+  wild(glob: string, anchor: string, text: string, line: number): void { this.onWild(glob, anchor, text, line); }
   reject(line: number, text: string, reason: string): void { this.onReject(line, text, reason); }
 
   finish(): RuleStore {

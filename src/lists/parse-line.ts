@@ -10,6 +10,7 @@ import {
   FORMAT_ADBLOCK, FORMAT_ADBLOCK_BELOW, FORMAT_HOSTS, FORMAT_PLAIN, FORMAT_WILDCARD, KIND_BELOW, KIND_EXACT, KIND_NAMES,
   KIND_SUBTREE, type RuleKind,
 } from '../match/rule-store.js';
+import { splitWildcard } from '../match/wildcard.js';
 
 export type { RuleKind } from '../match/rule-store.js';
 export interface DomainRule { name: string; kind: RuleKind; exception: boolean; line: number }
@@ -17,10 +18,14 @@ export interface IpRule { cidr: string; line: number }
 export interface RejectedLine { source: string; line: number; text: string; reason: string }
 
 
+export interface WildLine { glob: string; anchor: string; text: string; line: number }
+
 export interface RuleSink {
   /** text[start, end) is a valid name that at most needs ASCII lowercasing. */
   rule(text: string, start: number, end: number, kind: number, exception: boolean, format: number, line: number): void;
   ip(cidr: string, line: number): void;
+  /** `||p16-tiktok*.ibyteimg.com^`: a glob for the first label, a literal zone after it. */
+  wild?(glob: string, anchor: string, text: string, line: number): void;
   reject(line: number, text: string, reason: string): void;
 }
 
@@ -135,7 +140,20 @@ function parseAdblock(text: string, a: number, b: number, dollar: number, except
   if (text.charCodeAt(a) === 42 && text.charCodeAt(a + 1) === 46) {
     return emitName(text, a + 2, end, subtree ? KIND_SUBTREE : KIND_BELOW, exception, FORMAT_ADBLOCK_BELOW, line, start, sink, b);
   }
+  const star = text.indexOf('*', a);
+  if (star >= 0 && star < end) return emitWild(text, a, end, exception, line, start, b, sink);
   emitName(text, a, end, KIND_SUBTREE, exception, FORMAT_ADBLOCK, line, start, sink, b);
+}
+
+/** `||glob.zone^`: `*` inside the first label only (AdGuard's syntax); exceptions keep to plain names. */
+function emitWild(text: string, a: number, end: number, exception: boolean, line: number, start: number, b: number,
+  sink: RuleSink): void {
+  const whole = text.slice(start, b);
+  if (exception) return sink.reject(line, whole, 'wildcard exception: not supported (write the exception as a plain name)');
+  if (sink.wild === undefined) return sink.reject(line, whole, 'wildcard inside a name: not supported here');
+  const split = splitWildcard(text.slice(a, end));
+  if (typeof split === 'string') return sink.reject(line, whole, split);
+  sink.wild(split.glob, split.anchor, whole, line);
 }
 
 /** "0.0.0.0 a b c": each name is an exact rule. */
@@ -190,7 +208,7 @@ function emitName(text: string, a: number, b: number, kind: number, exception: b
   if (end > a && text.charCodeAt(end - 1) === 46) end--;
   const scan = scanName(text, a, end);
   if (scan === NAME_INVALID) {
-    const reason = text.slice(a, b).includes('*') ? 'wildcard inside a name: not supported' : 'invalid domain name';
+    const reason = text.slice(a, b).includes('*') ? 'wildcard inside a name: only in adblock rules (||p16-tiktok*.example.com^)' : 'invalid domain name';
     return sink.reject(line, text.slice(lineStart, lineEnd), reason);
   }
   if (scan === NAME_NON_ASCII) {
@@ -203,16 +221,18 @@ function emitName(text: string, a: number, b: number, kind: number, exception: b
 
 /** For tests and `appfence lists check`: the whole list as plain objects. Never throws. */
 export function parseListText(text: string, source: string, match: 'auto' | 'subtree'):
-  { rules: DomainRule[]; ipRules: IpRule[]; rejects: RejectedLine[] } {
+  { rules: DomainRule[]; ipRules: IpRule[]; wildRules: WildLine[]; rejects: RejectedLine[] } {
   const rules: DomainRule[] = [];
   const ipRules: IpRule[] = [];
+  const wildRules: WildLine[] = [];
   const rejects: RejectedLine[] = [];
   parseInto(text, match === 'subtree', {
     rule(src, start, end, kind, exception, _format, line) {
       rules.push({ name: src.slice(start, end).toLowerCase(), kind: KIND_NAMES[kind] ?? 'subtree', exception, line });
     },
     ip(cidr, line) { ipRules.push({ cidr, line }); },
+    wild(glob, anchor, text, line) { wildRules.push({ glob, anchor, text, line }); },
     reject(line, lineText, reason) { rejects.push({ source, line, text: lineText, reason }); },
   });
-  return { rules, ipRules, rejects };
+  return { rules, ipRules, wildRules, rejects };
 }

@@ -26,8 +26,10 @@ export interface LogEvent {
   rule: string | null;
   list: string | null;
   answer: string;
-  /** For CNAME inspection: the alias target that matched the rule. */
+  /** For CNAME inspection: the alias target (CNAME, DNAME, HTTPS/SVCB TargetName) that matched the rule. */
   cname?: string;
+  /** For IP rules: the answer address (A, AAAA, ipv4hint/ipv6hint) inside the rule's range. */
+  address?: string;
 }
 
 export interface BlockLogOptions {

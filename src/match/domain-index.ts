@@ -9,6 +9,7 @@ import {
   FORMAT_ADBLOCK, FORMAT_ADBLOCK_BELOW, FORMAT_HOSTS, FORMAT_WILDCARD, INFO_EXCEPTION, KIND_BELOW, KIND_EXACT, MAX_LISTS,
   infoFormat, ruleName, type RuleList,
 } from './rule-store.js';
+import { WildcardRules } from './wildcard.js';
 
 export { MAX_LISTS } from './rule-store.js';
 
@@ -26,8 +27,19 @@ function mix(h: number): number {
   return h ^ (h >>> 16);
 }
 
+/** The suffix hash both the index and the wildcard anchors use: right to left, then mixed. */
+function suffixHash(text: string, start: number, end: number): number {
+  let h = 0;
+  for (let i = end - 1; i >= start; i--) h = (Math.imul(h, 31) + text.charCodeAt(i)) | 0;
+  return mix(h);
+}
+
 export class DomainIndex {
+  /** Plain-name rules and wildcard rules; ids [0, nameRules) are names, then wildcards. */
   readonly ruleCount: number;
+  private readonly nameRules: number;
+  /** `*`-in-a-label rules of every list; their ids follow the name rules'. */
+  private readonly wild: WildcardRules;
   private readonly lists: readonly RuleList[];
   private readonly listBase: Int32Array;
   /** Lists that have at least one rule / one exception: lets match() skip work. */
@@ -71,7 +83,10 @@ export class DomainIndex {
     let total = 0;
     lists.forEach((l, i) => { this.listBase[i] = total; total += l.rules.count; });
     this.listBase[lists.length] = total;
-    this.ruleCount = total;
+    this.nameRules = total;
+    this.wild = new WildcardRules(lists.flatMap((l, i) => (l.wildRules ?? []).map((w) => ({ ...w, list: i }))),
+      (text) => suffixHash(text, 0, text.length));
+    this.ruleCount = total + this.wild.count;
 
     let capacity = 16;
     while (capacity < total * 2) capacity *= 2; // load factor ≤ 0.5 keeps probe chains short
@@ -148,7 +163,7 @@ export class DomainIndex {
         }
       }
     }
-    this.usedMask = used;
+    this.usedMask = used | this.wild.usedMask;
     this.exceptionMask = excepted;
   }
 
@@ -164,26 +179,39 @@ export class DomainIndex {
 
   private find(name: string, mask: number, withExceptions: boolean): number {
     const end = name.length;
+    const wildMask = mask & this.wild.usedMask;
     let best = -1;
     let excepted = 0;
     let h = 0;
     // Right to left: each label start closes a suffix, from the root-most one to the full name,
-    // so the last hit is the most specific.
+    // so the last hit is the most specific. A wildcard rule anchored at a suffix covers the label
+    // left of it, so it ranks above a plain rule on that suffix and below one on the longer name.
     for (let i = end - 1; i >= 0; i--) {
       h = (Math.imul(h, 31) + name.charCodeAt(i)) | 0;
       if (i !== 0 && name.charCodeAt(i - 1) !== DOT) continue;
-      const e = this.lookup(name, i, end - i, mix(h));
-      if (e < 0) continue;
-      const covers = i === 0 ? this.entrySelf[e]! : this.entryBelow[e]!;
-      if ((covers & mask) !== 0) best = this.firstBlockRule(e, mask, i === 0);
-      if (withExceptions && this.entryHasException[e] === 1) excepted |= this.exceptionBits(e, mask, i === 0);
+      const hm = mix(h);
+      const e = this.lookup(name, i, end - i, hm);
+      if (e >= 0) {
+        const covers = i === 0 ? this.entrySelf[e]! : this.entryBelow[e]!;
+        if ((covers & mask) !== 0) best = this.firstBlockRule(e, mask, i === 0);
+        if (withExceptions && this.entryHasException[e] === 1) excepted |= this.exceptionBits(e, mask, i === 0);
+      }
+      if (wildMask !== 0 && i > 0) {
+        const w = this.wild.matchAt(name, i, end, hm, wildMask);
+        if (w >= 0) best = this.nameRules + w;
+      }
     }
-    if (best >= 0 && (excepted & (1 << (this.ruleInfo[best]! >>> LIST_SHIFT))) !== 0) {
+    if (best >= 0 && (excepted & (1 << this.listOf(best))) !== 0) {
       // The most specific hit is cancelled by its own list's exception; the other lists still count.
       const rest = mask & ~excepted;
       return rest === 0 ? -1 : this.find(name, rest, false);
     }
     return best;
+  }
+
+  /** The list (position) of a rule id; cheap enough for every logged block. */
+  listOf(ruleId: number): number {
+    return ruleId >= this.nameRules ? this.wild.rule(ruleId - this.nameRules).list : this.ruleInfo[ruleId]! >>> LIST_SHIFT;
   }
 
   private lookup(name: string, start: number, len: number, h: number): number {
@@ -227,6 +255,10 @@ export class DomainIndex {
   /** For logs and explanations (cold path): the rule as written, its list and where it came from. */
   describe(ruleId: number): { list: number; listName: string; rule: string; source: string; line: number } {
     if (!Number.isInteger(ruleId) || ruleId < 0 || ruleId >= this.ruleCount) throw new RangeError(`no rule ${ruleId}`);
+    if (ruleId >= this.nameRules) {
+      const w = this.wild.rule(ruleId - this.nameRules);
+      return { list: w.list, listName: this.lists[w.list]!.name, rule: w.text, source: w.source, line: w.line };
+    }
     let list = 0;
     while (this.listBase[list + 1]! <= ruleId) list++;
     const loaded = this.lists[list]!;

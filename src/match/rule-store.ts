@@ -4,6 +4,7 @@
  * layout is written in one place. One million rules must stay small: names go into one string
  * (each followed by '\n'), everything else into typed arrays.
  */
+import type { WildRule } from './wildcard.js';
 /** Lists per index: list i is mask bit i, and bit 31 would make masks negative. Defined by the config schema, which enforces it. */
 export { MAX_LISTS } from '../config/schema.js';
 
@@ -52,6 +53,8 @@ export interface RuleList {
   readonly sources: readonly string[];
   readonly rules: RuleStore;
   readonly ruleCount: number;
+  /** Adblock rules with `*` inside their first label (match/wildcard.ts); their ids follow the store's. */
+  readonly wildRules?: readonly Omit<WildRule, 'list'>[];
 }
 
 /** The name of rule i of a store (cold path: describe, tests). */

@@ -12,7 +12,6 @@ import type { GroupPolicy, Policy, RuleInfo } from '../policy/policy.js';
 import type { Resolver } from '../resolver/resolver.js';
 import { UpstreamError } from '../errors.js';
 import { RCODE } from '../wire/codes.js';
-import { blockingIpRule } from './ip-rules.js';
 import type { Target } from './target.js';
 
 export type ProxyProto = 'http' | 'connect';
@@ -41,8 +40,8 @@ export function decideTarget(ctx: DecisionContext, peer: ProxyPeer, target: Targ
   const { policy } = ctx;
   const group = policy.group(who.group);
   if (target.ipFamily !== 0) {
-    const rule = blockingIpRule(policy, group, target.host);
-    if (rule !== null) return { kind: 'blocked', who, group, rule };
+    const ipRule = policy.blockingIpRule(group, target.host);
+    if (ipRule >= 0) return { kind: 'blocked', who, group, rule: policy.describeIp(ipRule) };
     return { kind: 'allowed', who, group, address: target.host };
   }
   const ruleId = policy.blockingRuleId(group, target.host);
@@ -71,8 +70,8 @@ async function resolveAndInspect(ctx: DecisionContext, who: ClientIdentity, grou
       return { kind: 'unresolved', who, notFound, detail: notFound ? 'no such host' : `DNS error (rcode ${found.rcode})` };
     }
     for (const a of found.addresses) {
-      const rule = blockingIpRule(policy, group, a);
-      if (rule !== null) return { kind: 'blocked', who, group, rule };
+      const ipRule = policy.blockingIpRule(group, a);
+      if (ipRule >= 0) return { kind: 'blocked', who, group, rule: policy.describeIp(ipRule) };
     }
     return { kind: 'allowed', who, group, address };
   } catch (err) {

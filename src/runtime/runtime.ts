@@ -11,6 +11,7 @@ import type { Config, ListenAddress } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
 import { defaultConfig, EMBEDDED_SOURCE } from '../config/default.js';
 import { DnsPipeline } from '../dns/pipeline.js';
+import { Discovery } from '../dns/discovery.js';
 import { UdpTransport, chooseUdpPath } from '../dns/transports/udp.js';
 import { kernelUdpDrops } from '../net/udp-drops.js';
 import type { UpstreamStats } from '../resolver/upstream.js';
@@ -142,6 +143,7 @@ export class Runtime {
       });
       await runtime.listen();
       await keeper.activate();
+      runtime.designate();
       // Last: once it answers, /readyz can be true. It shares the runtime's life cycle (stopped by stop()).
       // dns.workers: the workers share the DNS ports, not the admin port (the primary does not serve it yet).
       if (config.admin !== undefined && !runtime.reusePort) {
@@ -224,6 +226,13 @@ export class Runtime {
    */
   addListener(listener: Listener, role: ListenerRole = {}): void {
     this.listeners.push({ listener, role });
+  }
+
+  /** RFC 9462: advertise the bound DoH/DoT ports under dns.ddr.target (none without a target). */
+  private designate(): void {
+    const target = this.gen.config.dns.ddr?.target.toLowerCase().replace(/\.$/, '') ?? null;
+    const { doh, dot } = this.ports;
+    this.pipeline.discovery = new Discovery(target, doh, dot);
   }
 
   /** Which socket path serves each UDP listener ('batch' or 'dgram'), in the order of dns.listen. */
@@ -367,6 +376,7 @@ export class Runtime {
         c.proxy?.listen, c.proxy?.tls?.listen]);
       if (addresses(config) !== addresses(old.config)) this.log.warn('listen addresses changed: they take effect on restart');
       this.gen = gen;
+      this.designate();
       // renewed server certificates and device CAs apply to connections accepted from now on
       for (const { listener, role } of this.listeners) {
         const options = role.tls === undefined ? undefined : gen.tls[role.tls];

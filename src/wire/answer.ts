@@ -5,6 +5,7 @@
  * it cannot decode (libs.md §1.3, §1.8).
  */
 import { HEADER_SIZE, decodeName, skipName } from './read.js';
+import { TYPE_HTTPS, TYPE_SVCB } from './addresses.js';
 import { TYPE_NS, TYPE_CNAME, TYPE_SOA, TYPE_DNAME, TYPE_ANY, RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_OPT } from './codes.js';
 
 export interface AnswerInfo {
@@ -15,7 +16,7 @@ export interface AnswerInfo {
   qtype: number;
   qclass: number;
   ancount: number;
-  /** CNAME and DNAME targets in the answer section, normalised (lowercase, no trailing dot). */
+  /** CNAME and DNAME targets and HTTPS/SVCB TargetNames in the answer section, normalised (lowercase, no trailing dot). */
   aliasTargets: string[];
   /** Offsets of every TTL field in answer/authority/additional sections except OPT. */
   ttlOffsets: number[];
@@ -96,6 +97,12 @@ export function readAnswer(buf: Buffer): AnswerInfo | null {
         const target = decodeName(buf, rdata);
         if (target === null) return null;
         info.aliasTargets.push(target);
+      } else if ((type === TYPE_SVCB || type === TYPE_HTTPS) && pos - rdata > 2) {
+        // RFC 9460: TargetName (uncompressed) is where the client goes next, AliasMode or ServiceMode
+        // alike, so a blocked one counts as a CNAME to it. "." (the owner itself) adds nothing.
+        const target = decodeName(buf, rdata + 2); // pointers tolerated: some servers compress it anyway
+        if (target === null) return null;
+        if (target !== '') info.aliasTargets.push(target);
       }
     } else if (i < info.ancount + nscount && type === TYPE_SOA) {
       const minimum = soaMinimum(buf, rdata, pos);

@@ -51,20 +51,28 @@ for (const file of ['tiktok.txt', 'bytedance.txt', 'allow-example.txt']) {
 
 t.test('tiktok.txt covers TikTok and nothing else', async (t) => {
   const text = read('tiktok.txt');
-  const rules = parseListText(text, 'tiktok.txt', 'auto').rules;
+  const { rules, wildRules } = parseListText(text, 'tiktok.txt', 'auto');
   t.ok(rules.every((r) => r.kind === 'subtree' && !r.exception), 'plain subtree rules only');
   t.equal(rules.length, 49 + 7 + 13 + 24, '49 TikTok bases, 7 seen in traffic, 13 ByteDance-labelled third-party names, 24 shop/first-party');
+  t.equal(wildRules.length, 7, '7 wildcard rules for TikTok hosts in shared ByteDance zones');
   const index = DomainIndex.build([listFromTexts('tiktok', [{ source: 'tiktok.txt', text }])]);
   for (const name of ['www.tiktok.com', 'tiktok.com', 'api16-normal-c-useast1a.tiktokv.com', 'v16-webapp.tiktokcdn.com',
     'useast5.tiktoklb.us', 'p16-tiktokcdn-com.akamaized.net', 'x.bytedance.map.fastly.net',
     // TikTok Shop's seller-facing hosts (accuracy review, item 8c)
-    'seller.tiktokshopglobalselling.com', 'auth.tiktok-shops.com', 'open-api.tiktokglobalshop.com', 'lf16-scmcdn.oecstatic.com']) {
+    'seller.tiktokshopglobalselling.com', 'auth.tiktok-shops.com', 'open-api.tiktokglobalshop.com', 'lf16-scmcdn.oecstatic.com',
+    // TikTok's hosts inside shared ByteDance zones (item 8b), through `*` inside a label
+    'p16-tiktok-dm-sticker-sign-sg.ibyteimg.com', 'p19-tiktok-poi-picture-sign-useast2a.ibyteimg.com', 'p16-musical-va.ibyteimg.com',
+    'p19-oec-va.ibyteimg.com', 'lf16-tiktok-common.ibytedtos.com', 'tiktok-core-lb-maliva.byteoversea.net',
+    'quic-tiktok-core-proxy-i18n-gcpva.byteoversea.net', 'abtest-sg-tiktok.byteoversea.com']) {
     t.ok(index.match(name, 1) >= 0, `blocks ${name}`);
   }
   for (const name of ['tiktokder.com', 'cdn.tiktokder.com', 'akamaized.net', 'other.akamaized.net', 'example.org',
     'nottiktok.com', 'tiktok.com.example.org', 'www.bytedance.com', 'capcut.com', 'douyin.com',
     // a customer's live stream on Tencent Cloud: its CNAME target is <id>.tlivecdn.com (review item 8a)
-    'tlivecdn.com', 'play-example.tlivecdn.com', 'tokopedia.com']) {
+    'tlivecdn.com', 'play-example.tlivecdn.com', 'tokopedia.com',
+    // the shared zones themselves and other ByteDance apps' hosts in them stay open
+    'ibyteimg.com', 'p16-capcut-sign-sg.ibyteimg.com', 'p16-ulike-sg.ibyteimg.com', 'byteoversea.net', 'gpm.byteoversea.net',
+    'ibytedtos.com', 'sf16-muse-va.ibytedtos.com', 'v16-ad.byteoversea.com']) {
     t.equal(index.match(name, 1), -1, `does not block ${name}`);
   }
   for (const source of ['v2fly/domain-list-community', 'blocklistproject/Lists', 'llacb47/mischosts', 'danhorton7/pihole-block-tiktok']) {
