@@ -12,7 +12,7 @@
  */
 import type { ListConfig } from '../config/types.js';
 import type { AppLogger } from '../log/logger.js';
-import { listFromTexts, type LoadedList } from './load-lists.js';
+import { believable, listFromTexts, type LoadOptions, type LoadedList } from './load-lists.js';
 import { isUrlSource, readFileSource } from './source.js';
 import { StateDir } from './state-dir.js';
 import { UrlSource, type Candidate, type SourceStatus } from './url-source.js';
@@ -65,7 +65,11 @@ export class ListKeeper {
   constructor(private readonly opts: KeeperOptions) {}
 
   /** Reads every list; an unreadable file throws (ListSourceError), an unreachable URL never does. */
-  async load(lists: readonly ListConfig[], stateDir: string): Promise<LoadedList[]> {
+  /**
+   * `guard` (on reload): the request core's sanity check — a source whose new copy looks like an error page or has
+   * under half its last good rules keeps the list's running copy, and none of that list's downloads is accepted.
+   */
+  async load(lists: readonly ListConfig[], stateDir: string, guard?: Pick<LoadOptions, 'previous' | 'onRefused'>): Promise<LoadedList[]> {
     if (this.disk?.dir !== stateDir) {
       this.disk = new StateDir(stateDir);
       this.sources.clear();
@@ -88,7 +92,16 @@ export class ListKeeper {
     }));
     this.pending = lists.map((config) => {
       const files = new Map(config.sources.filter((s) => !isUrlSource(s)).map((s) => [s, fileTexts.get(s) ?? ''] as const));
-      const { list, accepted } = this.build(config, files, candidates);
+      const built = this.build(config, files, candidates);
+      const { accepted } = built;
+      let list = built.list;
+      const last = guard?.previous?.find((l) => l.name === config.name);
+      // at start-up only lists of files alone: a URL list with no good copy still starts (and keeps retrying)
+      if (last !== undefined || !config.sources.some(isUrlSource)) {
+        const texts = config.sources.map((src) => (isUrlSource(src) ? accepted.get(src)?.text ?? this.source(src).current ?? '' : files.get(src) ?? ''));
+        list = believable(list, texts, last, guard?.onRefused);
+        if (list === last) accepted.clear();
+      }
       const failures = config.sources.some((s) => failed.has(s) || (isUrlSource(s) && !accepted.has(s) &&
         this.source(s).current === undefined)) ? 1 : 0;
       return { config, files, loaded: list, toAccept: accepted, failures, refreshing: false };

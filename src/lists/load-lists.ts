@@ -65,7 +65,7 @@ export async function loadLists(lists: readonly ListConfig[], opts: LoadOptions 
  * the whole reload, runtime/generation.ts). Without a
  * last good copy (start-up, a source new to the list) an error page is an error, not a list.
  */
-function believable(loaded: LoadedList, texts: readonly string[], last: LoadedList | undefined,
+export function believable(loaded: LoadedList, texts: readonly string[], last: LoadedList | undefined,
   onRefused: LoadOptions['onRefused']): LoadedList {
   const emptied = loaded.ruleCount === 0;
   for (const [j, source] of loaded.sources.entries()) {

@@ -10,7 +10,7 @@
 import type { TlsOptions } from 'node:tls';
 import type { Config } from '../config/types.js';
 import { ConfigError } from '../errors.js';
-import { loadLists, type LoadedList } from '../lists/load-lists.js';
+import { loadLists, type LoadOptions, type LoadedList, type RefusedSource } from '../lists/load-lists.js';
 import { Policy } from '../policy/policy.js';
 import { ClientIdentifier, type Identifier } from '../identity/identify.js';
 import { CertificateIdentifier } from '../identity/certificate.js';
@@ -59,17 +59,18 @@ class WatchedIdentifier implements Identifier {
 }
 
 /** How a generation gets its lists: `serve` through its ListKeeper (refresh, last good copies), `check` by reading them once. */
-export type ListLoader = (lists: Config['lists'], stateDir: string) => Promise<LoadedList[]>;
+export type ListLoader = (lists: Config['lists'], stateDir: string, guard: Pick<LoadOptions, 'previous' | 'onRefused'>) => Promise<LoadedList[]>;
 
 export async function buildGeneration(config: Config, log: AppLogger, previous?: Generation, observer?: GenerationObserver,
   loader?: ListLoader): Promise<Generation> {
   const listLog = log.child({ component: 'lists' });
-  const lists = loader !== undefined ? await loader(config.lists, config.stateDir) : await loadLists(config.lists, {
-    onWarning: (msg) => listLog.warn({ detail: msg }, 'list source warning'),
+  const guard = {
     previous: previous?.policy.lists,
-    onRefused: (r) => listLog.warn({ list: r.list, source: r.source, rules: r.rules, lastGoodRules: r.lastGoodRules, reason: r.reason },
+    onRefused: (r: RefusedSource) => listLog.warn({ list: r.list, source: r.source, rules: r.rules, lastGoodRules: r.lastGoodRules, reason: r.reason },
       `list source refused: ${r.reason}; keeping the last good copy`),
-  });
+  };
+  const lists = loader !== undefined ? await loader(config.lists, config.stateDir, guard)
+    : await loadLists(config.lists, { onWarning: (msg) => listLog.warn({ detail: msg }, 'list source warning'), ...guard });
   reportRejects(lists, listLog);
   if (previous !== undefined) refuseEmptiedLists(previous.policy, lists);
   const policy = Policy.compile(config, lists);

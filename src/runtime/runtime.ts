@@ -11,6 +11,8 @@ import type { Config, ListenAddress } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
 import { defaultConfig, EMBEDDED_SOURCE } from '../config/default.js';
 import { DnsPipeline } from '../dns/pipeline.js';
+
+const DNS_PROTOS = ['udp', 'tcp', 'dot', 'doh'] as const;
 import { Discovery } from '../dns/discovery.js';
 import { UdpTransport, chooseUdpPath } from '../dns/transports/udp.js';
 import { kernelUdpDrops } from '../net/udp-drops.js';
@@ -114,6 +116,9 @@ export class Runtime {
       lists: () => this.gen.policy.lists,
       listeners: () => this.listeners.map(({ listener }) => ({ name: listener.name, bound: isBound(listener) })),
       proxyRequests: () => PROXY_RESULTS.map((result) => [result, this.proxyStats.get(result)] as const),
+      certRejections: () => Object.entries(this.certRejections.counts),
+      // access refusals are the DNS pipeline's 'refused' result (the proxy's 'refused' also counts other refusals)
+      accessRefusals: () => DNS_PROTOS.map((proto) => [proto, this.pipeline.stats.get(proto, 'refused')] as const),
     });
   }
 
@@ -132,7 +137,7 @@ export class Runtime {
     let runtime: Runtime | undefined;
     const keeper = new ListKeeper({ ...options.lists, log: log.child({ component: 'lists' }),
       onRefresh: (list) => runtime?.takeRefreshedList(list) });
-    const gen = await buildGeneration(config, log, undefined, observer, (lists, stateDir) => keeper.load(lists, stateDir));
+    const gen = await buildGeneration(config, log, undefined, observer, (lists, stateDir, guard) => keeper.load(lists, stateDir, guard));
     const load = options.load ?? (() => (config.source === EMBEDDED_SOURCE ? Promise.resolve(defaultConfig()) : loadConfig(config.source)));
     runtime = new Runtime(gen, options.blockLog ?? new BlockLog({ destination: config.log.blocks }), load, log, observability, observer, keeper);
     const started = runtime;
@@ -364,7 +369,7 @@ export class Runtime {
     const old = this.gen;
     try {
       const config = await next();
-      const gen = await buildGeneration(config, this.log, old, this.observer, (lists, stateDir) => this.keeper.load(lists, stateDir));
+      const gen = await buildGeneration(config, this.log, old, this.observer, (lists, stateDir, guard) => this.keeper.load(lists, stateDir, guard));
       if (this.stopping) {
         retireGeneration(gen, old);
         throw new Error('shutting down; reload abandoned');

@@ -12,6 +12,7 @@ import { createTestPki, type TestPki, type Issued } from '../helpers/certs.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { framedSession, decodeReply, query } from '../helpers/dns-client.js';
 import { startServer, type Started } from '../helpers/start-server.js';
+import { scrape } from '../helpers/metrics.js';
 
 const OFFICE = '127.0.10.5';
 let pki: TestPki;
@@ -34,6 +35,7 @@ groups:
     subnets: ["127.0.10.0/24"]
     certificates: { issuer: "City Device CA", subject: { OU: "City Devices" } }
     block: [tiktok]
+admin: { listen: "127.0.0.1:0" }
 `, { 'tiktok.txt': 'tiktok.com\n' }, (dir) => {
     copyFileSync(pki.server.cert, join(dir, 'server.pem'));
     copyFileSync(pki.server.key, join(dir, 'server-key.pem'));
@@ -71,6 +73,8 @@ t.test('clients refused by access.allow: counted, summarised per /24', async (t)
     t.equal(r.rcode, 5, `${from}: REFUSED`);
   }
   t.equal(af.runtime.refusedClients.total, 3);
+  const m = await scrape(af.runtime.adminPort);
+  t.equal(m.value('appfence_access_refusals_total', { proto: 'udp' }), 3, 'scraped: appfence_access_refusals_total{proto="udp"}');
   af.runtime.refusedClients.report(); // the interval's report, without waiting a minute
   t.match(af.appLog().find((l) => l['msg'] === 'clients refused: not in access.allow'),
     { level: 'warn', component: 'access', count: 3, clients: { '127.0.30.0/24': 2, '127.0.31.0/24': 1 } });
@@ -87,6 +91,10 @@ t.test('a device certificate presented but rejected: a warn line with the reason
   t.same(await dot(OFFICE, serverOnly), { rcode: 0, data: '0.0.0.0' }, 'at the office the subnet still puts it in its group');
   await dot(OFFICE, stranger);
   t.same(af.runtime.certRejections.counts, { expired: 1, 'not yet valid': 0, 'unknown CA': 1, 'wrong key usage': 1, 'matches no group': 0 });
+  const m = await scrape(af.runtime.adminPort);
+  t.equal(m.value('appfence_cert_rejections_total', { reason: 'expired' }), 1, 'scraped: expired');
+  t.equal(m.value('appfence_cert_rejections_total', { reason: 'unknown CA' }), 1, 'scraped: unknown CA');
+  t.equal(m.value('appfence_cert_rejections_total', { reason: 'wrong key usage' }), 1, 'scraped: wrong key usage');
   const lines = af.appLog().filter((l) => String(l['msg']).startsWith('device certificate rejected'));
   t.match(lines, [
     { level: 'warn', component: 'identity', reason: 'expired', subject: /CN=laptop-042/, issuer: /CN=City Device CA/, client: '127.0.30.7' },
