@@ -53,9 +53,11 @@ export class ClientSlots {
   private readonly open = new Map<string, number>();
   constructor(private readonly perClient: number) {}
 
-  /** Counts the connection and releases it on close; false when its address is at the cap. */
-  admit(socket: net.Socket): boolean {
-    const address = socket.remoteAddress ?? '';
+  /**
+   * Counts the connection and releases it on close; false when its address is at the cap. `address`
+   * defaults to the socket's peer; the proxy counts CONNECT tunnels by the client that asked for them.
+   */
+  admit(socket: net.Socket, address = socket.remoteAddress ?? ''): boolean {
     const n = this.open.get(address) ?? 0;
     if (n >= this.perClient) return false;
     this.open.set(address, n + 1);

@@ -17,7 +17,8 @@ import { decideTarget, type DecisionContext, type ProxyOutcome, type ProxyPeer, 
 import type { SelfGuard } from './self-guard.js';
 import type { ProxyStats } from './stats.js';
 import { absoluteTarget, connectTarget, type Target } from './target.js';
-import { openTunnel, rawReply, TunnelSlots } from './tunnel.js';
+import { openTunnel, rawReply } from './tunnel.js';
+import { ClientSlots } from '../net/listener.js';
 
 export interface ProxyServices {
   /** The decision inputs of the running configuration (a reload swaps them). */
@@ -36,7 +37,8 @@ const TEXT = { 'content-type': 'text/plain; charset=utf-8' } as const;
 
 export class ProxyHandler {
   private readonly forwarder: Forwarder;
-  private readonly tunnels: TunnelSlots;
+  /** Concurrent tunnels per client: the same per-address counter the stream listeners use. */
+  private readonly tunnels: ClientSlots;
   /** Device-certificate identity of each TLS connection, judged once at handshake. */
   private readonly certs = new WeakMap<net.Socket, CertIdentity>();
   /** Requests and tunnel set-ups waiting on a decision or an origin; shutdown drains them. */
@@ -44,7 +46,7 @@ export class ProxyHandler {
 
   constructor(private readonly services: ProxyServices, limits: { timeoutMs: number; maxTunnelsPerClient: number }) {
     this.forwarder = new Forwarder({ timeoutMs: limits.timeoutMs });
-    this.tunnels = new TunnelSlots(limits.maxTunnelsPerClient);
+    this.tunnels = new ClientSlots(limits.maxTunnelsPerClient);
   }
 
   setCertificate(socket: net.Socket, identity: CertIdentity | undefined): void {
@@ -79,7 +81,7 @@ export class ProxyHandler {
     if (!config.connectPorts.includes(target.port)) {
       return this.refuseRaw(socket, 403, 'Forbidden', `CONNECT to port ${target.port} is not allowed (proxy.connectPorts)`);
     }
-    if (!this.tunnels.admit(peer.address, socket)) {
+    if (!this.tunnels.admit(socket, peer.address)) {
       return this.refuseRaw(socket, 429, 'Too Many Requests', 'too many open tunnels from this address');
     }
     this.decided(decideTarget(this.services.context(), peer, target), (outcome) => this.answerConnect(socket, head, peer, target, outcome));

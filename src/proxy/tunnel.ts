@@ -58,22 +58,3 @@ export function openTunnel(client: net.Socket, head: Buffer, address: string, po
     client.once('close', () => target.destroy());
   });
 }
-
-/** Concurrent tunnels per source address: a few clients cannot take every socket of the host. */
-export class TunnelSlots {
-  private readonly open = new Map<string, number>();
-  constructor(private readonly perClient: number) {}
-
-  /** Counts the tunnel until `socket` closes; false when the address is at its cap. */
-  admit(address: string, socket: net.Socket): boolean {
-    const n = this.open.get(address) ?? 0;
-    if (n >= this.perClient) return false;
-    this.open.set(address, n + 1);
-    socket.once('close', () => {
-      const left = (this.open.get(address) ?? 1) - 1;
-      if (left <= 0) this.open.delete(address);
-      else this.open.set(address, left);
-    });
-    return true;
-  }
-}
