@@ -31,7 +31,8 @@ export interface CheckRequest {
 export interface AdminHooks {
   /** Prometheus text from the runtime's registry. */
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
-  readiness(): Readiness;
+  /** Synchronous in one process; a promise when the primary of dns.workers asks its workers. */
+  readiness(): Readiness | Promise<Readiness>;
   /** The same single-flight path as SIGHUP: null when the new configuration runs, else why the old one stays. */
   reload(): Promise<Error | null>;
   /** The decision as JSON-ready data; an AppfenceError with exit code 2 means bad input (HTTP 400). */
@@ -115,8 +116,8 @@ export class AdminServer {
     });
   }
 
-  readyz(res: http.ServerResponse): void {
-    const r = this.hooks.readiness();
+  async readyz(res: http.ServerResponse): Promise<void> {
+    const r = await this.hooks.readiness();
     send(res, r.ready ? 200 : 503, r.ready ? { ready: true } : { ready: false, notReady: r.notReady });
   }
 
@@ -148,7 +149,7 @@ export class AdminServer {
       return send(res, denied, { ok: false, error: denied === 401 ? 'Authorization: Bearer <admin.token> required' : 'forbidden' });
     }
     const err = await this.hooks.reload();
-    if (err === null) return send(res, 200, { ok: true, ready: this.hooks.readiness().ready });
+    if (err === null) return send(res, 200, { ok: true, ready: (await this.hooks.readiness()).ready });
     const keyPath = (err as { keyPath?: unknown }).keyPath;
     send(res, 422, { ok: false, error: err.message, ...(typeof keyPath === 'string' && keyPath !== '' ? { keyPath } : {}) });
   }

@@ -7,8 +7,9 @@ import cluster from 'node:cluster';
 import { parse } from './args.js';
 import { configFrom } from './load.js';
 import { Runtime } from '../runtime/runtime.js';
-import { WorkerPool, WORKER_PORTS_ENV, fixPorts, workerCount, type WorkerMessage, type WorkerStats } from '../runtime/workers.js';
-import { QUERY_RESULTS } from '../dns/pipeline.js';
+import { WorkerPool, WORKER_PORTS_ENV, fixPorts, workerCount, type WorkerMessage } from '../runtime/workers.js';
+import { answerPrimary } from '../runtime/worker-link.js';
+import { PoolAdmin } from '../runtime/pool-admin.js';
 import { createAppLogger, type AppLogger } from '../log/logger.js';
 import { configWarnings } from '../config/warnings.js';
 import type { Config } from '../config/types.js';
@@ -28,10 +29,8 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
 
   const runtime = await Runtime.start(config, log, { load, reusePort: cluster.isWorker });
   if (cluster.isWorker) {
+    answerPrimary(runtime);
     process.send?.({ type: 'ready' } satisfies WorkerMessage);
-    process.on('message', (m: { type?: string; id?: number }) => {
-      if (m.type === 'stats') process.send?.({ type: 'stats', id: m.id ?? 0, stats: workerStats(runtime) } satisfies WorkerMessage);
-    });
   } else {
     log.info({ config: config.source }, 'appfence started');
   }
@@ -61,7 +60,7 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
   return -1;
 }
 
-/** The primary: forks the workers, owns the signals, serves nothing itself. */
+/** The primary: forks the workers, owns the signals, serves the admin API from what the workers say. */
 async function primary(config: Config, count: number, log: AppLogger): Promise<number> {
   const ports = await fixPorts(config.dns.listen);
   let pool: WorkerPool;
@@ -72,8 +71,16 @@ async function primary(config: Config, count: number, log: AppLogger): Promise<n
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
     return (err as { exitCode?: number }).exitCode ?? 1;
   }
+  let admin: PoolAdmin | null = null;
+  if (config.admin !== undefined) {
+    try {
+      admin = await PoolAdmin.start(config.admin, pool, log.child({ component: 'admin' }));
+    } catch (err) {
+      await pool.stop(); // the port is taken: no worker keeps serving without the admin API asked for
+      throw err;
+    }
+  }
   log.info({ config: config.source, workers: count, listen: config.dns.listen.map((a, i) => `${a.host}:${ports[i]}`) }, 'appfence started');
-  if (config.admin !== undefined) log.warn({ listen: config.admin.listen, workers: count }, 'admin listener: not served with dns.workers > 1 in this release (use dns.workers: 1 for /metrics, /readyz, /reload)');
   process.on('SIGHUP', () => {
     log.info({ config: config.source, workers: count }, 'reloading');
     pool.reload();
@@ -83,7 +90,11 @@ async function primary(config: Config, count: number, log: AppLogger): Promise<n
     if (stopping) return;
     stopping = true;
     log.info({ signal, workers: count }, 'stopping');
-    void pool.stop().then((code) => process.exit(code));
+    admin?.beginStop();
+    void pool.stop().then(async (code) => {
+      await admin?.stop();
+      process.exit(code);
+    });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -94,17 +105,4 @@ function withFixedPorts(config: Config): Config {
   const fixed = process.env[WORKER_PORTS_ENV]?.split(',').map(Number);
   if (!cluster.isWorker || fixed === undefined) return config;
   return { ...config, dns: { ...config.dns, listen: config.dns.listen.map((a, i) => ({ ...a, port: fixed[i] ?? a.port })) } };
-}
-
-/** The counters this worker adds to the primary's totals. */
-function workerStats(runtime: Runtime): WorkerStats {
-  const out: Record<string, number> = {};
-  for (const proto of ['udp', 'tcp', 'dot', 'doh'] as const) {
-    for (const result of QUERY_RESULTS) out[`dns_queries{proto="${proto}",result="${result}"}`] = runtime.pipeline.stats.get(proto, result);
-  }
-  out['cache_hits'] = runtime.generation.cache.hits;
-  out['cache_misses'] = runtime.generation.cache.misses;
-  out['block_log_events'] = runtime.blockLog.written;
-  out['block_log_suppressed'] = runtime.blockLog.suppressedTotal;
-  return out;
 }

@@ -5,7 +5,7 @@
  * One prom-client Registry per runtime and nothing registered at import time: two runtimes in one
  * process (tests, `check` beside `serve`) never share or double-register state.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
 
 /** One series: label values in the metric's label order, then the value. */
 export type Sample = readonly [...labels: string[], value: number];
@@ -38,7 +38,17 @@ export interface MetricsSources {
   /** [proto, count]: queries and requests refused because the client is outside access.allow */
   accessRefusals(): Iterable<Sample>;
   blockLog(): { readonly written: number; readonly suppressed: number };
+  /** The batched UDP path's counters summed over the DNS UDP sockets; null where node:dgram serves. */
+  udpBatch?(): UdpBatchCounters | null;
   ready(): boolean;
+}
+
+export interface UdpBatchCounters {
+  readonly batches: number;
+  readonly datagrams: number;
+  readonly truncated: number;
+  readonly sendErrors: number;
+  readonly recvErrors: number;
 }
 
 /** Upstream round trips: a few ms on a LAN resolver, up to the per-try timeout (default 1.5 s). */
@@ -65,21 +75,32 @@ export class MetricsRegistry {
     samples(r, 'appfence_reloads_total', 'Reloads (SIGHUP or POST /reload), by result.', ['result'], () => {
       const { ok, failed } = sources.reloads();
       return [['ok', ok], ['failed', failed]];
-    });
+    }, 'counter', 'max'); // with dns.workers every worker reloads once per SIGHUP: one reload, not N
     samples(r, 'appfence_config_last_reload_successful', '1 when the last reload succeeded (or none was tried), 0 when it failed and the previous configuration still runs.', [],
-      () => [[sources.reloads().lastOk ? 1 : 0]], 'gauge');
+      () => [[sources.reloads().lastOk ? 1 : 0]], 'gauge', 'min');
     samples(r, 'appfence_config_last_reload_success_timestamp_seconds', 'When the running configuration was loaded.', [],
-      () => [[sources.reloads().lastSuccessSeconds]], 'gauge');
-    samples(r, 'appfence_list_rules', 'Rules loaded per list.', ['list'], () => [...sources.lists()].map((l) => [l.name, l.rules] as const), 'gauge');
+      () => [[sources.reloads().lastSuccessSeconds]], 'gauge', 'min');
+    samples(r, 'appfence_list_rules', 'Rules loaded per list.', ['list'], () => [...sources.lists()].map((l) => [l.name, l.rules] as const), 'gauge', 'min');
     samples(r, 'appfence_list_last_success_timestamp_seconds', 'When every source of the list was last read fresh (no fallback copy).', ['list'],
-      () => [...sources.lists()].flatMap((l) => (l.lastSuccessSeconds === null ? [] : [[l.name, l.lastSuccessSeconds] as const])), 'gauge');
+      () => [...sources.lists()].flatMap((l) => (l.lastSuccessSeconds === null ? [] : [[l.name, l.lastSuccessSeconds] as const])), 'gauge', 'min');
     samples(r, 'appfence_block_log_lines_total', 'Lines handed to the block log.', [], () => [[sources.blockLog().written]]);
     samples(r, 'appfence_block_log_suppressed_total', 'Block-log lines lost because the destination could not keep up (each reported in a "suppressed" event).', [],
       () => [[sources.blockLog().suppressed]]);
     samples(r, 'appfence_upstream_tries_total', 'Tries sent to each upstream resolver, by result.', ['upstream', 'result'], () =>
       [...this.upstreamTries].flatMap(([name, t]) => [[name, 'ok', t.ok], [name, 'failed', t.failed]] as const));
-    samples(r, 'appfence_ready', '1 when every listener is bound and every list has rules (as GET /readyz).', [], () => [[sources.ready() ? 1 : 0]], 'gauge');
-    new Gauge({ name: 'appfence_build_info', help: 'Version of the running appfence and Node.js (value always 1).', labelNames: ['version', 'node'], registers: [r] })
+    samples(r, 'appfence_ready', '1 when every listener is bound and every list has rules (as GET /readyz).', [], () => [[sources.ready() ? 1 : 0]], 'gauge', 'min');
+    const batch = (pick: (c: UdpBatchCounters) => number) => (): Sample[] => {
+      const c = sources.udpBatch?.() ?? null;
+      return c === null ? [] : [[pick(c)]];
+    };
+    samples(r, 'appfence_udp_batches_total', 'recvmmsg calls that returned datagrams on the batched UDP path (dns.udpBatch).', [], batch((c) => c.batches));
+    samples(r, 'appfence_udp_batch_datagrams_total', 'Datagrams received on the batched UDP path.', [], batch((c) => c.datagrams));
+    samples(r, 'appfence_udp_batch_truncated_total', 'Datagrams longer than a receive slot (MSG_TRUNC) on the batched UDP path: queries among them get FORMERR.', [], batch((c) => c.truncated));
+    samples(r, 'appfence_udp_batch_errors_total', 'Failed recvmmsg/sendmmsg calls on the batched UDP path, by direction.', ['direction'], () => {
+      const c = sources.udpBatch?.() ?? null;
+      return c === null ? [] : [['receive', c.recvErrors], ['send', c.sendErrors]];
+    });
+    new Gauge({ name: 'appfence_build_info', help: 'Version of the running appfence and Node.js (value always 1).', labelNames: ['version', 'node'], registers: [r], aggregator: 'first' })
       .set({ version: opts.version, node: process.versions.node }, 1);
     this.upstreamSeconds = new Histogram({
       name: 'appfence_upstream_duration_seconds',
@@ -122,10 +143,12 @@ export class MetricsRegistry {
 
 /**
  * A counter (or gauge) whose series are read from `read` at scrape: collect() replaces every value
- * with the live one, so prom-client's own increment path is never on a hot path.
+ * with the live one, so prom-client's own increment path is never on a hot path. `aggregator` says
+ * how the primary combines the workers' values with dns.workers > 1 (prom-client's
+ * AggregatorRegistry): counts add up; readiness and config state take the worst worker.
  */
 function samples(registry: Registry, name: string, help: string, labelNames: readonly string[], read: () => Iterable<Sample>,
-  type: 'counter' | 'gauge' = 'counter'): void {
+  type: 'counter' | 'gauge' = 'counter', aggregator: Aggregator = 'sum'): void {
   const fill = (metric: Counter | Gauge, set: (labels: Record<string, string>, value: number) => void): void => {
     metric.reset();
     for (const sample of read()) {
@@ -135,11 +158,11 @@ function samples(registry: Registry, name: string, help: string, labelNames: rea
     }
   };
   if (type === 'counter') {
-    new Counter({ name, help, labelNames, registers: [registry], collect(this: Counter) {
+    new Counter({ name, help, labelNames, registers: [registry], aggregator, collect(this: Counter) {
       fill(this, (labels, value) => this.inc(labels, value));
     } });
   } else {
-    new Gauge({ name, help, labelNames, registers: [registry], collect(this: Gauge) {
+    new Gauge({ name, help, labelNames, registers: [registry], aggregator, collect(this: Gauge) {
       fill(this, (labels, value) => this.set(labels, value));
     } });
   }

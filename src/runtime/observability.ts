@@ -13,7 +13,7 @@ import { QUERY_RESULTS } from '../dns/pipeline.js';
 import type { AnswerCache } from '../resolver/cache.js';
 import type { LoadedList } from '../lists/load-lists.js';
 import { AdminServer, type AdminHooks, type CheckRequest, type Readiness } from '../admin/server.js';
-import { MetricsRegistry, type ListStatus, type Sample } from '../metrics/registry.js';
+import { MetricsRegistry, type ListStatus, type Sample, type UdpBatchCounters } from '../metrics/registry.js';
 import { ConfigError } from '../errors.js';
 import { PACKAGE_ROOT } from '../config/default.js';
 
@@ -34,6 +34,7 @@ export interface ObservedRuntime {
   proxyRequests?(): Iterable<Sample>;
   certRejections?(): Iterable<Sample>;
   accessRefusals?(): Iterable<Sample>;
+  udpBatch?(): UdpBatchCounters | null;
 }
 
 export interface ObservabilityHooks {
@@ -75,6 +76,7 @@ export class Observability {
       certRejections: () => view().certRejections?.() ?? [],
       accessRefusals: () => view().accessRefusals?.() ?? [],
       blockLog: () => ({ written: view().blockLog.written, suppressed: view().blockLog.suppressedTotal }),
+      udpBatch: () => view().udpBatch?.() ?? null,
       ready: () => this.readiness().ready,
     }, { version: packageVersion(), ...(opts.processMetrics === undefined ? {} : { processMetrics: opts.processMetrics }) });
   }
@@ -92,14 +94,7 @@ export class Observability {
       reload: () => hooks.reload(),
       check: (request) => hooks.check(request),
     };
-    const { host, port } = config.listen;
-    try {
-      this.admin = await AdminServer.listen(config.listen, adminHooks, { token: config.token, log });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? String(err);
-      throw new ConfigError('admin.listen', `cannot listen on ${host.includes(':') ? `[${host}]` : host}:${port}: ${code}`, { cause: err });
-    }
-    log.info({ listen: `${host.includes(':') ? `[${host}]` : host}:${this.admin.port}` }, 'admin listening');
+    this.admin = await listenAdmin(config, adminHooks, log);
   }
 
   get adminPort(): number {
@@ -153,6 +148,21 @@ export class Observability {
   private listStatus(): ListStatus[] {
     return (this.observed?.lists() ?? []).map((l) => ({ name: l.name, rules: l.ruleCount, lastSuccessSeconds: this.listLoaded.get(l.name) ?? null }));
   }
+}
+
+/** Starts an admin listener on admin.listen; a bind failure is a config error naming the key. */
+export async function listenAdmin(config: AdminConfig, hooks: AdminHooks, log: AppLogger): Promise<AdminServer> {
+  const { host, port } = config.listen;
+  const shown = host.includes(':') ? `[${host}]` : host;
+  let admin: AdminServer;
+  try {
+    admin = await AdminServer.listen(config.listen, hooks, { token: config.token, log });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new ConfigError('admin.listen', `cannot listen on ${shown}:${port}: ${code}`, { cause: err });
+  }
+  log.info({ listen: `${shown}:${admin.port}` }, 'admin listening');
+  return admin;
 }
 
 function* dnsQuerySamples(stats: DnsStats): Generator<Sample> {

@@ -37,6 +37,7 @@ import { ProxyStats, PROXY_RESULTS } from '../proxy/stats.js';
 import { buildGeneration, retireGeneration, type Generation, type GenerationObserver, type TlsListenerKind } from './generation.js';
 import { GatewayWatch } from '../identity/gateway-watch.js';
 import { Observability } from './observability.js';
+import type { UdpBatchCounters } from '../metrics/registry.js';
 import { checkReport, type CheckInput, type CheckReport } from './check-report.js';
 
 /** null: the new configuration serves. An Error: the old one stays; ConfigError(s) carry the key path, YAML errors file:line. */
@@ -119,6 +120,7 @@ export class Runtime {
       certRejections: () => Object.entries(this.certRejections.counts),
       // access refusals are the DNS pipeline's 'refused' result (the proxy's 'refused' also counts other refusals)
       accessRefusals: () => DNS_PROTOS.map((proto) => [proto, this.pipeline.stats.get(proto, 'refused')] as const),
+      udpBatch: () => this.udpBatchStats(),
     });
   }
 
@@ -197,6 +199,22 @@ export class Runtime {
     const gen = this.gen;
     const lists = gen.policy.lists.map((l) => (l.name === list.name ? list : l));
     this.gen = Object.freeze({ ...gen, policy: Policy.compile(gen.config, lists) });
+  }
+
+  /** The batched UDP path's counters summed over the DNS UDP sockets; null when every one runs on node:dgram. */
+  udpBatchStats(): UdpBatchCounters | null {
+    let sum: { batches: number; datagrams: number; truncated: number; sendErrors: number; recvErrors: number } | null = null;
+    for (const { listener } of this.listeners) {
+      const s = listener instanceof UdpTransport ? listener.batchStats() : null;
+      if (s === null) continue;
+      sum ??= { batches: 0, datagrams: 0, truncated: 0, sendErrors: 0, recvErrors: 0 };
+      sum.batches += s.batches;
+      sum.datagrams += s.datagrams;
+      sum.truncated += s.truncated;
+      sum.sendErrors += s.sendErrors;
+      sum.recvErrors += s.recvErrors;
+    }
+    return sum;
   }
 
   /** Upstream health and the outstanding-query caps' counters (for metrics). */

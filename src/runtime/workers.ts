@@ -1,9 +1,9 @@
 /**
  * dns.workers > 1: the primary process forks N workers (node:cluster); each runs a whole Runtime
  * and binds the UDP and TCP listeners itself with SO_REUSEPORT, so the kernel spreads clients over
- * them (DoT and DoH listeners go through cluster's shared handle). The primary serves nothing: it
+ * them (DoT and DoH listeners go through cluster's shared handle). The primary serves no DNS: it
  * owns the signals (SIGHUP fans out to every worker, SIGTERM/SIGINT drain every worker, then exit),
- * restarts a worker that dies, and collects the workers' counters for admin/metrics (collect()).
+ * restarts a worker that dies, and serves the admin API by asking the workers (ask(); runtime/pool-admin.ts).
  * Workers share the block-log destination; its writer never tears a line (log/batch-writer.ts).
  * Each worker keeps its own cache: a name is fetched from upstream once per worker.
  */
@@ -23,13 +23,34 @@ export function workerCount(config: Config): number {
 /** The primary fixes port-0 listen addresses (tests) to one port every worker binds: "p1,p2" in dns.listen order. */
 export const WORKER_PORTS_ENV = 'APPFENCE_DNS_PORTS';
 
-/** What a worker reports to the primary over the cluster IPC channel. */
+/** What the primary asks a worker over the cluster IPC channel (admin requests it cannot answer itself). */
+export type AskKind = 'metrics' | 'readiness' | 'reload' | 'check';
+export interface PrimaryMessage {
+  readonly type: 'ask';
+  readonly id: number;
+  readonly what: AskKind;
+  readonly request?: unknown;
+}
+
+/** An error crossing the IPC channel: the message, and what the admin API needs to map it to a status. */
+export interface WorkerError {
+  readonly message: string;
+  readonly keyPath?: string;
+  readonly exitCode?: number;
+}
+
+/** What a worker tells the primary: that it listens, and its answers. */
 export type WorkerMessage =
   | { readonly type: 'ready' }
-  | { readonly type: 'stats'; readonly id: number; readonly stats: WorkerStats };
+  | { readonly type: 'answer'; readonly id: number; readonly value?: unknown; readonly error?: WorkerError };
 
-/** A worker's counters, summed by the primary for admin and /metrics. */
-export type WorkerStats = Readonly<Record<string, number>>;
+/** One worker's answer to an ask. */
+export interface WorkerAnswer<T> {
+  /** cluster worker id */
+  readonly worker: number;
+  readonly value?: T;
+  readonly error?: WorkerError;
+}
 
 /** Restarts of a worker that dies within this long of starting wait this long first (a crash loop must not spin). */
 const RESTART_BACKOFF_MS = 1000;
@@ -40,8 +61,8 @@ export class WorkerPool {
   private readonly started = new Map<number, number>(); // cluster worker id → start time
   private readonly ready = new Set<number>();
   private stopping = false;
-  private stats = new Map<number, (s: WorkerStats) => void>();
-  private nextStatsId = 0;
+  private readonly pending = new Map<number, (m: WorkerMessage & { type: 'answer' }) => void>();
+  private nextAskId = 0;
   restarts = 0;
 
   private constructor(private readonly count: number, private readonly log: AppLogger) {}
@@ -73,10 +94,7 @@ export class WorkerPool {
     const worker = cluster.fork(env);
     this.started.set(worker.id, Date.now());
     worker.on('message', (m: WorkerMessage) => {
-      if (m.type === 'stats') {
-        this.stats.get(m.id)?.(m.stats);
-        this.stats.delete(m.id);
-      }
+      if (m.type === 'answer') this.pending.get(m.id)?.(m);
     });
     return new Promise((resolve, reject) => {
       const onExit = (code: number | null): void => reject(Object.assign(new Error(`worker exited with ${code} before listening`), { exitCode: code ?? 1 }));
@@ -130,33 +148,31 @@ export class WorkerPool {
     return codes.every((c) => c === 0) ? 0 : 1;
   }
 
-  /** Every live worker's counters (admin and /metrics sum them); a worker that does not answer in 1 s is left out. */
-  async collect(): Promise<WorkerStats[]> {
-    const asks = this.workers.map((w) => new Promise<WorkerStats | null>((resolve) => {
-      const id = this.nextStatsId++;
+  /**
+   * Asks every listening worker (or only the first, `one`) and gathers their answers; a worker that
+   * does not answer within `timeoutMs` (busy, dying) is left out: callers compare the count with size.
+   */
+  async ask<T>(what: AskKind, request: unknown, timeoutMs: number, one = false): Promise<WorkerAnswer<T>[]> {
+    const asked = this.workers.filter((w) => this.ready.has(w.id) && w.isConnected());
+    const answers = await Promise.all((one ? asked.slice(0, 1) : asked).map((w) => new Promise<WorkerAnswer<T> | null>((resolve) => {
+      const id = this.nextAskId++;
       const timer = setTimeout(() => {
-        this.stats.delete(id);
+        this.pending.delete(id);
         resolve(null);
-      }, 1000);
-      this.stats.set(id, (s) => {
+      }, timeoutMs);
+      this.pending.set(id, (m) => {
         clearTimeout(timer);
-        resolve(s);
+        this.pending.delete(id);
+        resolve({ worker: w.id, ...(m.error === undefined ? { value: m.value as T } : { error: m.error }) });
       });
-      w.send({ type: 'stats', id });
-    }));
-    return (await Promise.all(asks)).filter((s): s is WorkerStats => s !== null);
+      w.send({ type: 'ask', id, what, request } satisfies PrimaryMessage);
+    })));
+    return answers.filter((a): a is WorkerAnswer<T> => a !== null);
   }
 
   get size(): number {
     return this.count;
   }
-}
-
-/** Sums workers' counters key by key. */
-export function sumStats(all: readonly WorkerStats[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const s of all) for (const [k, v] of Object.entries(s)) out[k] = (out[k] ?? 0) + v;
-  return out;
 }
 
 /**

@@ -9,15 +9,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dgram from 'node:dgram';
+import net from 'node:net';
+import { loadUdpBatch } from '../../src/dns/transports/udp-batch.js';
+import { scrape, hasPromtool, promtoolCheckMetrics } from '../helpers/metrics.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { buildQuery, query } from '../helpers/dns-client.js';
-import { WorkerPool, WORKER_PORTS_ENV, fixPorts, sumStats } from '../../src/runtime/workers.js';
+import { WorkerPool, WORKER_PORTS_ENV, fixPorts } from '../../src/runtime/workers.js';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { createAppLogger } from '../../src/log/logger.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = join(root, 'dist/cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'appfence-workers-'));
-const UDP_BLOCKED = 'dns_queries{proto="udp",result="blocked"}';
+/** appfence_dns_queries_total{proto="udp",result="blocked"} in one worker's registry (prom-client JSON). */
+const udpBlocked = (metrics: MetricObjectWithValues<MetricValue<string>>[] | undefined): number =>
+  metrics?.find((m) => m.name === 'appfence_dns_queries_total')?.values
+    .find((v) => v.labels.proto === 'udp' && v.labels.result === 'blocked')?.value ?? 0;
 
 let up: FakeUpstream;
 t.before(async () => {
@@ -68,10 +75,10 @@ t.test('pool of 2: both answer, own caches, counters summed, a killed worker is 
 
   const answers = await fromManyPorts(port!, 'v1.tiktokv.com', 60);
   t.same(new Set(answers), new Set(['0.0.0.0']), 'every worker sinkholes');
-  const per = await pool.collect();
+  const per = (await pool.ask<MetricObjectWithValues<MetricValue<string>>[]>('metrics', undefined, 5000)).map((a) => udpBlocked(a.value));
   t.equal(per.length, 2, 'both workers report');
-  t.ok(per.every((s) => (s[UDP_BLOCKED] ?? 0) > 0), `queries from 60 source ports reached both (${per.map((s) => s[UDP_BLOCKED]).join(' + ')})`);
-  t.equal(sumStats(per)[UDP_BLOCKED], 60, 'the sum over workers is every query');
+  t.ok(per.every((n) => n > 0), `queries from 60 source ports reached both (${per.join(' + ')})`);
+  t.equal(per.reduce((a, b) => a + b, 0), 60, 'the sum over workers is every query');
 
   const before = up.log.filter((q) => q.name === 'www.example.org').length;
   t.same(new Set(await fromManyPorts(port!, 'www.example.org', 40, '127.0.20.5')), new Set(['rcode 3']), 'guests resolve (the fake upstream says NXDOMAIN)');
@@ -149,4 +156,88 @@ t.test('dns.workers: 2 on a port in use: exit 2 naming the key, no worker left b
     try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(config); } catch { return false; }
   });
   t.same(left, [], 'no worker process left running');
+});
+
+t.test('dns.workers: 2 with admin.listen — the primary serves /metrics summed over workers, /readyz, /check, POST /reload', async (t) => {
+  const [port, adminPort] = await fixPorts([{ host: '127.0.0.1', port: 0 }, { host: '127.0.0.1', port: 0 }]);
+  const config = join(dir, 'admin.yaml');
+  const withAdmin = (cityBlocks: string): string => yaml(port!, cityBlocks, join(dir, 'admin-blocks.log')) + `admin: { listen: "127.0.0.1:${adminPort}" }\n`;
+  writeFileSync(config, withAdmin('tiktok'));
+  const child = spawn(process.execPath, [cli, 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  const stderr = { text: '' };
+  await startedServe(child, stderr);
+  const admin = `http://127.0.0.1:${adminPort}`;
+
+  const ready = await fetch(`${admin}/readyz`);
+  t.equal(ready.status, 200, '/readyz: both workers ready');
+  t.same(await ready.json(), { ready: true });
+
+  t.same(new Set(await fromManyPorts(port!, 'v3.tiktokv.com', 50)), new Set(['0.0.0.0']));
+  t.same(new Set(await fromManyPorts(port!, 'www.example.org', 30, '127.0.20.5')), new Set(['rcode 3']));
+  const m = await scrape(adminPort!);
+  t.equal(m.value('appfence_dns_queries_total', { proto: 'udp', result: 'blocked' }), 50, 'blocked: the sum over both workers');
+  t.equal((m.value('appfence_dns_queries_total', { proto: 'udp', result: 'forwarded' }) ?? 0)
+    + (m.value('appfence_dns_queries_total', { proto: 'udp', result: 'cached' }) ?? 0), 30, 'forwarded + cached: the guests\' 30');
+  t.equal(m.value('appfence_blocks_total', { group: 'city', list: 'tiktok', proto: 'udp' }), 50);
+  t.equal(m.value('appfence_block_log_lines_total'), 50);
+  t.equal((m.value('appfence_cache_misses_total') ?? 0) + (m.value('appfence_cache_hits_total') ?? 0), 30, 'cache lookups: the guests\' 30, summed');
+  t.equal(m.value('appfence_ready'), 1, 'ready: the worst worker (min), not a sum');
+  t.equal(m.value('appfence_list_rules', { list: 'tiktok' }), (m.series('appfence_list_rules')[0]?.[1] ?? -1), 'one series per list');
+  t.ok((m.value('appfence_list_rules', { list: 'tiktok' }) ?? 0) > 50 && (m.value('appfence_list_rules', { list: 'tiktok' }) ?? 0) < 1000,
+    'rules per list: a worker\'s count, not the sum of two');
+  t.equal(m.value('appfence_workers', { state: 'configured' }), 2);
+  t.equal(m.value('appfence_workers', { state: 'listening' }), 2);
+  t.equal(m.value('appfence_worker_restarts_total'), 0);
+  t.equal(m.series('appfence_build_info').length, 1, 'build info once');
+  if (typeof loadUdpBatch() === 'string') t.equal(m.value('appfence_udp_batch_datagrams_total'), undefined, 'node:dgram: no batch series');
+  else {
+    t.equal(m.value('appfence_udp_batch_datagrams_total'), 80, 'batched path: every datagram of both workers (50 + 30)');
+    const batches = m.value('appfence_udp_batches_total') ?? 0;
+    t.ok(batches >= 1 && batches <= 80, `recvmmsg batches: ${batches}`);
+    t.equal(m.value('appfence_udp_batch_errors_total', { direction: 'send' }), 0);
+  }
+  if (hasPromtool) {
+    const check = promtoolCheckMetrics(m.text);
+    t.equal(check.status, 0, `promtool check metrics on the aggregated text: ${check.output}`);
+  }
+
+  const check = await fetch(`${admin}/check?client=127.0.10.5&name=www.tiktok.com`);
+  t.equal(check.status, 200);
+  const report = await check.json() as { group: string; blocked: boolean };
+  t.equal(report.group, 'city');
+  t.equal(report.blocked, true, '/check answered by a worker');
+  t.equal((await fetch(`${admin}/check?client=not-an-ip&name=x.org`)).status, 400, 'a worker\'s usage error is a 400');
+
+  writeFileSync(config, withAdmin(''));
+  const reload = await fetch(`${admin}/reload`, { method: 'POST' });
+  t.equal(reload.status, 200, 'POST /reload: every worker reloaded');
+  t.same(await reload.json(), { ok: true, ready: true });
+  t.same(new Set(await fromManyPorts(port!, 'www.tiktok.com', 30)), new Set(['198.51.100.7']), 'the new policy on both workers');
+  t.equal((await scrape(adminPort!)).value('appfence_reloads_total', { result: 'ok' }), 1, 'one reload, not one per worker');
+
+  writeFileSync(config, withAdmin('tiktok').replace('workers: 2', 'workers: 2\n  timeoutMs: -5'));
+  const bad = await fetch(`${admin}/reload`, { method: 'POST' });
+  t.equal(bad.status, 422, 'a bad config: 422 and the running one stays');
+  t.match(await bad.json(), { ok: false, error: /timeoutMs/ });
+  t.same(new Set(await fromManyPorts(port!, 'www.tiktok.com', 10)), new Set(['198.51.100.7']));
+
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'SIGTERM: workers drained, admin closed, exit 0');
+});
+
+t.test('dns.workers: 2 with admin.listen on a port in use: exit 2 naming admin.listen, no worker left', async (t) => {
+  const busy = net.createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => busy.close());
+  const [port] = await fixPorts([{ host: '127.0.0.1', port: 0 }]);
+  const config = join(dir, 'admin-busy.yaml');
+  writeFileSync(config, yaml(port!, 'tiktok', join(dir, 'admin-busy.log')) + `admin: { listen: "127.0.0.1:${(busy.address() as net.AddressInfo).port}" }\n`);
+  const child = spawn(process.execPath, [cli, 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  t.equal(await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c))), 2);
+  t.match(stderr, /admin\.listen: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
 });
