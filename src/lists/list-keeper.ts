@@ -7,12 +7,14 @@
  * `refresh` it asks the servers again (a 304 costs nothing), and after a failure it retries
  * with backoff. A changed list is rebuilt and handed to `onRefresh`, which swaps the policy.
  *
- * Sanity guard: a download that yields no rules (an HTML error page, an emptied file) is refused
- * and never reaches the disk; the copy held keeps serving.
+ * Sanity guard, the same at start, on reload and on every scheduled refresh: a download that
+ * yields no rules is refused; so is, against the running copy, one that looks like an HTML or JSON
+ * error page or a single word, or that has under half the rules its source had (load-lists.ts
+ * `believable`). A refused download never reaches the disk and the copy held keeps serving.
  */
 import type { ListConfig } from '../config/types.js';
 import type { AppLogger } from '../log/logger.js';
-import { believable, listFromTexts, type LoadOptions, type LoadedList } from './load-lists.js';
+import { believable, listFromTexts, logRefused, type LoadOptions, type LoadedList, type RefusedSource } from './load-lists.js';
 import { isUrlSource, readFileSource } from './source.js';
 import { StateDir } from './state-dir.js';
 import { UrlSource, type Candidate, type SourceStatus } from './url-source.js';
@@ -183,6 +185,31 @@ export class ListKeeper {
     return { list, accepted };
   }
 
+  /**
+   * A refreshed list against the one serving: the running list when one of its new copies is not
+   * believable (every download of this refresh refused then, its source told why), else `list`.
+   */
+  private believed(kept: Kept, list: LoadedList, accepted: Map<string, Candidate>): LoadedList {
+    if (accepted.size === 0) return list;
+    const texts = kept.config.sources.map((src) => (isUrlSource(src) ? accepted.get(src)?.text ?? this.source(src).current ?? ''
+      : kept.files.get(src) ?? ''));
+    let refused: RefusedSource | undefined;
+    try {
+      const result = believable(list, texts, kept.loaded, (r) => { refused = r; });
+      if (result === list) return list;
+    } catch (err) {
+      // no running copy to keep for that source (cannot happen while the config stays): refuse rather than guess
+      refused = { list: kept.config.name, source: kept.config.sources[0] ?? '', reason: (err as Error).message, rules: list.ruleCount,
+        lastGoodRules: kept.loaded.ruleCount };
+    }
+    if (refused !== undefined) {
+      for (const url of accepted.keys()) this.source(url).refuse(refused.source === url ? refused.reason : `refused with ${refused.source}`);
+      logRefused(this.opts.log, refused);
+    }
+    accepted.clear();
+    return kept.loaded;
+  }
+
   private reportFailure(source: UrlSource, err: unknown): void {
     const error = (err as Error).message;
     const { state, lastSuccess } = source.status();
@@ -220,7 +247,9 @@ export class ListKeeper {
         }
       }));
       if (candidates.size > 0) {
-        const { list, accepted } = this.build(kept.config, kept.files, candidates);
+        const built = this.build(kept.config, kept.files, candidates);
+        const { accepted } = built;
+        const list = this.believed(kept, built.list, accepted);
         if (accepted.size < candidates.size) failed = true;
         if (accepted.size > 0 && this.active.includes(kept)) {
           this.opts.onRefresh(list);

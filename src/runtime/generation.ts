@@ -10,7 +10,7 @@
 import type { TlsOptions } from 'node:tls';
 import type { Config } from '../config/types.js';
 import { ConfigError } from '../errors.js';
-import { loadLists, type LoadOptions, type LoadedList, type RefusedSource } from '../lists/load-lists.js';
+import { loadLists, logRefused, type LoadOptions, type LoadedList, type RefusedSource } from '../lists/load-lists.js';
 import { Policy } from '../policy/policy.js';
 import { ClientIdentifier, type Identifier } from '../identity/identify.js';
 import { CertificateIdentifier } from '../identity/certificate.js';
@@ -66,8 +66,7 @@ export async function buildGeneration(config: Config, log: AppLogger, previous?:
   const listLog = log.child({ component: 'lists' });
   const guard = {
     previous: previous?.policy.lists,
-    onRefused: (r: RefusedSource) => listLog.warn({ list: r.list, source: r.source, rules: r.rules, lastGoodRules: r.lastGoodRules, reason: r.reason },
-      `list source refused: ${r.reason}; keeping the last good copy`),
+    onRefused: (r: RefusedSource) => logRefused(listLog, r),
   };
   const lists = loader !== undefined ? await loader(config.lists, config.stateDir, guard)
     : await loadLists(config.lists, { onWarning: (msg) => listLog.warn({ detail: msg }, 'list source warning'), ...guard });
