@@ -126,10 +126,21 @@ export class ListKeeper {
     await Promise.all([...accepted].map(([url, candidate]) => this.source(url).accept(candidate)));
   }
 
+  /** The lists serving (since the last activate()). */
   status(): ListStatus[] {
-    return this.active.map(({ config, loaded }) => {
-      const sources = config.sources.map((s): SourceStatus => (isUrlSource(s) ? this.source(s).status()
-        : { source: s, state: 'fresh', lastSuccess: null, lastError: null }));
+    return this.statusOf(this.active);
+  }
+
+  /** What the last load() returned, before activate(): `appfence check` loads once and never activates (nor writes stateDir). */
+  loadedStatus(): ListStatus[] {
+    return this.statusOf(this.pending);
+  }
+
+  private statusOf(kept: readonly Kept[]): ListStatus[] {
+    return kept.map(({ config, loaded, toAccept }) => {
+      const sources = config.sources.map((s): SourceStatus => (!isUrlSource(s) ? { source: s, state: 'fresh', lastSuccess: null, lastError: null }
+        // downloaded and believed, to be kept on activate()
+        : toAccept.has(s) ? { ...this.source(s).status(), state: 'fresh', lastError: null } : this.source(s).status()));
       const urls = sources.filter((s) => isUrlSource(s.source));
       const successes = urls.map((s) => s.lastSuccess);
       return {

@@ -146,7 +146,7 @@ t.test('a scheduled refresh applies the sanity guard: a shrunken list or an erro
   // ten names; the fake upstream answers only www.tiktok.com, so the others are asked for as NXDOMAIN-or-sinkhole
   const names = ['tiktok.com', 'bytedance.com', 'tiktokv.com', 'tiktokcdn.com', 'ttwstatic.com', 'byteoversea.com',
     'ibytedtos.com', 'muscdn.com', 'musical.ly', 'tik-tokapi.com'];
-  const list = await startListServer('127.0.0.73', names.join('\n') + '\n');
+  const list = await startListServer('127.0.0.75', names.join('\n') + '\n');
   t.teardown(() => list.stop());
   const stateDir = mkdtempSync(join(tmpdir(), 'appfence-state-'));
   const { s, log } = await start(list, stateDir, '1s');
