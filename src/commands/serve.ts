@@ -10,7 +10,7 @@ import { Runtime } from '../runtime/runtime.js';
 import { WorkerPool, WORKER_PORTS_ENV, fixPorts, workerCount, type WorkerMessage, type WorkerStats } from '../runtime/workers.js';
 import { QUERY_RESULTS } from '../dns/pipeline.js';
 import { createAppLogger, type AppLogger } from '../log/logger.js';
-import { configWarnings } from '../config/warnings.js';
+import { logConfigWarnings } from '../config/warnings.js';
 import type { Config } from '../config/types.js';
 
 
@@ -22,11 +22,12 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
   // Last line of defence: a bug reached through one client's query is logged, not fatal to everyone.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   // the warnings `appfence validate` prints: valid, but almost surely not what was meant
-  if (!cluster.isWorker) for (const w of configWarnings(config)) log.warn({ key: w.keyPath, detail: w.message }, 'config warning');
+  // (again after every successful reload: the runtime logs them, or with dns.workers the primary, once)
+  if (!cluster.isWorker) logConfigWarnings(log, config);
   const workers = workerCount(config);
-  if (cluster.isPrimary && workers > 1) return primary(config, workers, log);
+  if (cluster.isPrimary && workers > 1) return primary(config, workers, log, load);
 
-  const runtime = await Runtime.start(config, log, { load, reusePort: cluster.isWorker });
+  const runtime = await Runtime.start(config, log, { load, reusePort: cluster.isWorker, reloadWarnings: !cluster.isWorker });
   if (cluster.isWorker) {
     process.send?.({ type: 'ready' } satisfies WorkerMessage);
     process.on('message', (m: { type?: string; id?: number }) => {
@@ -62,7 +63,7 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
 }
 
 /** The primary: forks the workers, owns the signals, serves nothing itself. */
-async function primary(config: Config, count: number, log: AppLogger): Promise<number> {
+async function primary(config: Config, count: number, log: AppLogger, load: () => Promise<Config>): Promise<number> {
   const ports = await fixPorts(config.dns.listen);
   let pool: WorkerPool;
   try {
@@ -77,6 +78,8 @@ async function primary(config: Config, count: number, log: AppLogger): Promise<n
   process.on('SIGHUP', () => {
     log.info({ config: config.source, workers: count }, 'reloading');
     pool.reload();
+    // each worker reloads on its own and says whether it succeeded; the warnings are the config's, so said once here
+    load().then((next) => logConfigWarnings(log, next), () => undefined);
   });
   let stopping = false;
   const stop = (signal: string): void => {
