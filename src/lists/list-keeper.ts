@@ -22,7 +22,11 @@ import { UrlSource, type Candidate, type SourceStatus } from './url-source.js';
 export interface ListStatus {
   readonly name: string;
   readonly rules: number;
-  /** Every URL source has a copy (fresh or last good) and the list has rules, or it has only files. */
+  /**
+   * Every URL source has a copy (fresh or last good; a copy always has rules: the guard refuses
+   * empty downloads), or it has only files. A list of files that hold no rules is ready: it is what
+   * the admin wrote, and no wait makes it better (runtime/generation.ts warns about it instead).
+   */
   readonly ready: boolean;
   /** The oldest of its sources' last successes: when the whole list was last known good (ms since the epoch). */
   readonly lastSuccess: number | null;
@@ -146,7 +150,7 @@ export class ListKeeper {
       return {
         name: config.name,
         rules: loaded.ruleCount,
-        ready: urls.length === 0 || (urls.every((s) => s.state !== 'missing') && loaded.ruleCount > 0),
+        ready: urls.every((s) => s.state !== 'missing'),
         lastSuccess: urls.length === 0 || successes.includes(null) ? null : Math.min(...(successes as number[])),
         lastError: urls.map((s) => s.lastError).find((e) => e !== null) ?? null,
         sources,

@@ -11,6 +11,7 @@ import type { TlsOptions } from 'node:tls';
 import type { Config } from '../config/types.js';
 import { ConfigError } from '../errors.js';
 import { loadLists, logRefused, type LoadOptions, type LoadedList, type RefusedSource } from '../lists/load-lists.js';
+import { isUrlSource } from '../lists/source.js';
 import { Policy } from '../policy/policy.js';
 import { ClientIdentifier, type Identifier } from '../identity/identify.js';
 import { CertificateIdentifier } from '../identity/certificate.js';
@@ -164,6 +165,10 @@ function refuseEmptiedLists(running: Policy, next: readonly LoadedList[]): void 
 
 function reportRejects(lists: readonly LoadedList[], log: AppLogger): void {
   for (const list of lists) {
+    // URL sources without a copy are reported by the list keeper; a copy always has rules
+    if (list.ruleCount === 0 && !list.sources.some(isUrlSource)) {
+      log.warn({ list: list.name, sources: list.sources }, 'list has no rules: it blocks or allows nothing (ready anyway: its files loaded)');
+    }
     if (list.rejectCount === 0) continue;
     log.warn({ list: list.name, count: list.rejectCount,
       first: list.rejects.slice(0, 5).map((r) => `${r.source}:${r.line}: ${r.reason}`) }, 'rejected list lines');

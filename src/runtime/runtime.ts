@@ -118,6 +118,7 @@ export class Runtime {
       blockLog,
       cache: () => this.gen.cache,
       lists: () => this.gen.policy.lists,
+      listStatus: () => this.keeper.status(),
       listeners: () => this.listeners.map(({ listener }) => ({ name: listener.name, bound: isBound(listener) })),
       proxyRequests: () => PROXY_RESULTS.map((result) => [result, this.proxyStats.get(result)] as const),
       certRejections: () => Object.entries(this.certRejections.counts),
