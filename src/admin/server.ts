@@ -1,7 +1,7 @@
 /**
  * The admin listener (`admin.listen`): what ops and orchestrators ask a running appfence.
  *   GET  /healthz  200 while the process serves requests at all (liveness)
- *   GET  /readyz   200 when every listener is bound and every list has rules, else 503 naming what is not
+ *   GET  /readyz   200 when every listener is bound and no list waits for a first good copy of a URL source, else 503 naming what is not
  *   GET  /metrics  Prometheus text exposition
  *   GET  /check?client=IP&name=NAME[&name=…][&cert=PEM]  the decision `appfence check` prints, as JSON
  *   POST /reload   the same single-flight reload as SIGHUP; bearer token compared in constant time

@@ -1,16 +1,20 @@
 /**
  * `appfence check`: the decision the policy takes for a client, told in full. It builds the same
  * Generation as `serve` and runs the same identify → decide code as the DNS pipeline
- * (Identifier.identify, then Policy.explain, which is blockingRuleId told verbosely).
+ * (Identifier.identify, then Policy.explain, which is blockingRuleId told verbosely). URL lists
+ * come as `serve` gets them (lists/list-keeper.ts): downloaded, else the last good copy in
+ * stateDir with a warning; check never writes stateDir (it may run as another user than serve).
  */
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { parse } from './args.js';
 import { configFrom } from './load.js';
-import { UsageError, ConfigError } from '../errors.js';
+import { UsageError, ConfigError, ListSourceError } from '../errors.js';
+import type { AppLogger } from '../log/logger.js';
+import { ListKeeper } from '../lists/list-keeper.js';
 import type { RuleInfo } from '../policy/policy.js';
 import type { CertIdentity } from '../net/peer.js';
-import { buildGeneration, retireGeneration, type Generation } from '../runtime/generation.js';
+import { buildGeneration, retireGeneration, type Generation, type ListLoader } from '../runtime/generation.js';
 import { createAppLogger } from '../log/logger.js';
 import { explainWildcard } from '../match/wildcard.js';
 import { normalizeName } from '../match/normalize.js';
@@ -43,7 +47,8 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
   }
   // The generation `serve` would build from this config: same lists, policy, identifier, CAs.
   const quiet = ['error', 'fatal', 'silent'].includes(config.log.level) ? config.log.level : 'warn';
-  const gen = await buildGeneration(config, createAppLogger(quiet));
+  const log = createAppLogger(quiet);
+  const gen = await buildGeneration(config, log, undefined, undefined, listsOnce(log));
   try {
     if (values.json === true) {
       // The same JSON as the admin listener's GET /check.
@@ -55,6 +60,28 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
   } finally {
     retireGeneration(gen, null);
   }
+}
+
+/**
+ * The lists as `serve` would start with them. A URL source with neither a download nor a good copy
+ * is an error here (serve starts without it): a decision explained without that list would mislead.
+ */
+function listsOnce(log: AppLogger): ListLoader {
+  return async (lists, stateDir, guard) => {
+    const keeper = new ListKeeper({ log: log.child({ component: 'lists' }), onRefresh: () => undefined });
+    try {
+      const loaded = await keeper.load(lists, stateDir, guard);
+      for (const list of keeper.loadedStatus()) {
+        const missing = list.sources.find((s) => s.state === 'missing');
+        if (missing !== undefined) {
+          throw new ListSourceError(missing.source, `${missing.lastError ?? 'no rules'}, and ${stateDir} holds no good copy: cannot check against lists.${list.name}`);
+        }
+      }
+      return loaded;
+    } finally {
+      keeper.close();
+    }
+  };
 }
 
 function explain(gen: Generation, client: string, pem: string | undefined, names: readonly string[]): number {

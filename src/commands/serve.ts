@@ -11,7 +11,7 @@ import { WorkerPool, WORKER_PORTS_ENV, fixPorts, workerCount, type WorkerMessage
 import { answerPrimary } from '../runtime/worker-link.js';
 import { PoolAdmin } from '../runtime/pool-admin.js';
 import { createAppLogger, type AppLogger } from '../log/logger.js';
-import { configWarnings } from '../config/warnings.js';
+import { logConfigWarnings } from '../config/warnings.js';
 import type { Config } from '../config/types.js';
 
 
@@ -23,11 +23,12 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
   // Last line of defence: a bug reached through one client's query is logged, not fatal to everyone.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   // the warnings `appfence validate` prints: valid, but almost surely not what was meant
-  if (!cluster.isWorker) for (const w of configWarnings(config)) log.warn({ key: w.keyPath, detail: w.message }, 'config warning');
+  // (again after every successful reload: the runtime logs them, or with dns.workers the primary, once)
+  if (!cluster.isWorker) logConfigWarnings(log, config);
   const workers = workerCount(config);
-  if (cluster.isPrimary && workers > 1) return primary(config, workers, log);
+  if (cluster.isPrimary && workers > 1) return primary(config, workers, log, load);
 
-  const runtime = await Runtime.start(config, log, { load, reusePort: cluster.isWorker });
+  const runtime = await Runtime.start(config, log, { load, reusePort: cluster.isWorker, reloadWarnings: !cluster.isWorker });
   if (cluster.isWorker) {
     answerPrimary(runtime);
     process.send?.({ type: 'ready' } satisfies WorkerMessage);
@@ -61,7 +62,7 @@ export async function serveCommand(args: readonly string[]): Promise<number> {
 }
 
 /** The primary: forks the workers, owns the signals, serves the admin API from what the workers say. */
-async function primary(config: Config, count: number, log: AppLogger): Promise<number> {
+async function primary(config: Config, count: number, log: AppLogger, load: () => Promise<Config>): Promise<number> {
   const ports = await fixPorts(config.dns.listen);
   let pool: WorkerPool;
   try {
@@ -71,10 +72,12 @@ async function primary(config: Config, count: number, log: AppLogger): Promise<n
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
     return (err as { exitCode?: number }).exitCode ?? 1;
   }
+  // each worker reloads on its own and says whether it succeeded; the warnings are the config's, so said once here
+  const warn = (): void => void load().then((next) => logConfigWarnings(log, next), () => undefined);
   let admin: PoolAdmin | null = null;
   if (config.admin !== undefined) {
     try {
-      admin = await PoolAdmin.start(config.admin, pool, log.child({ component: 'admin' }));
+      admin = await PoolAdmin.start(config.admin, pool, log.child({ component: 'admin' }), warn);
     } catch (err) {
       await pool.stop(); // the port is taken: no worker keeps serving without the admin API asked for
       throw err;
@@ -84,6 +87,7 @@ async function primary(config: Config, count: number, log: AppLogger): Promise<n
   process.on('SIGHUP', () => {
     log.info({ config: config.source, workers: count }, 'reloading');
     pool.reload();
+    warn();
   });
   let stopping = false;
   const stop = (signal: string): void => {

@@ -4,6 +4,7 @@
  */
 import { parseCidr, wordMask, type Cidr } from '../net/ip.js';
 import type { Config } from './types.js';
+import type { AppLogger } from '../log/logger.js';
 
 export interface ConfigWarning {
   readonly keyPath: string;
@@ -48,6 +49,11 @@ export function configWarnings(config: Config): ConfigWarning[] {
     }
   }
   return warnings;
+}
+
+/** The app-log form, the same at start and after every successful reload (SIGHUP, POST /reload). */
+export function logConfigWarnings(log: AppLogger, config: Config): void {
+  for (const w of configWarnings(config)) log.warn({ key: w.keyPath, detail: w.message }, 'config warning');
 }
 
 /** `outer` covers every address of `inner`. */

@@ -133,10 +133,13 @@ export class CertificateIdentifier {
       .map((c) => ({ issuer: c.issuer.subject.replace(/\n/g, ', '), nextUpdate: (c.nextUpdate as Date).toISOString() }));
   }
 
-  /** Some certificate of the chain (not the anchor) is on a CRL of the CA that issued it. */
+  /**
+   * Some certificate of the chain is on a CRL of the CA that issued it: the device on its issuer's,
+   * an intermediate (even one clientCerts.ca holds) on its root's. Only self-signed roots are beyond revocation.
+   */
   private revoked(chain: readonly X509Certificate[]): boolean {
     for (const cert of chain) {
-      if (this.anchors.includes(cert)) continue;
+      if (selfSigned(cert)) continue;
       const serial = normaliseSerial(cert.serialNumber);
       for (const crl of this.crls) if (crl.revoked.has(serial) && signs(crl.issuer, cert)) return true;
     }
@@ -191,24 +194,33 @@ export class CertificateIdentifier {
     return typeof verdict === 'string' ? { reason: verdict } : { identity: verdict };
   }
 
-  /** Leaf → … → one of our CAs, each link checked by name and signature; undefined when no path exists. */
+  /**
+   * Leaf → … → one of our CAs, each link checked by name and signature; undefined when no path exists.
+   * Once an anchor is reached the chain goes on through the other anchors up to a root, so an
+   * intermediate that clientCerts.ca holds can still be found on its root's CRL.
+   */
   private chainOf(leaf: X509Certificate, untrusted: readonly X509Certificate[]): X509Certificate[] | undefined {
     const chain = [leaf];
     let cert = leaf;
+    let anchored = false;
     for (let depth = 0; depth < MAX_CHAIN_DEPTH; depth++) {
-      const anchor = this.anchors.find((ca) => signs(ca, cert));
+      if (anchored && selfSigned(cert)) return chain;
+      const anchor = this.anchors.find((ca) => !chain.includes(ca) && !ca.raw.equals(cert.raw) && signs(ca, cert));
       if (anchor !== undefined) {
-        if (anchor.raw.equals(cert.raw)) return chain;
         chain.push(anchor);
-        return chain;
+        cert = anchor;
+        anchored = true;
+        continue;
       }
+      // a self-signed anchor presented as the leaf: trusted as it is (judgeLeaf refuses CAs as devices anyway)
+      if (anchored || this.anchors.some((ca) => ca.raw.equals(cert.raw))) return chain;
       // Certificates that came with the leaf may bridge to an anchor, but only real CAs, each used once.
       const next = untrusted.find((c) => c.ca && !chain.includes(c) && signs(c, cert));
       if (next === undefined) return undefined;
       chain.push(next);
       cert = next;
     }
-    return undefined;
+    return anchored ? chain : undefined;
   }
 
   /** Dates, client-auth purpose, then the groups in config order. */
@@ -259,6 +271,10 @@ function signs(issuer: X509Certificate, cert: X509Certificate): boolean {
   } catch {
     return false; // a key type verify() cannot use is not a signature we accept
   }
+}
+
+function selfSigned(cert: X509Certificate): boolean {
+  return signs(cert, cert);
 }
 
 function dateProblem(cert: X509Certificate, nowMs: number): 'expired' | 'not yet valid' | undefined {

@@ -1,7 +1,8 @@
 /**
  * Certificate revocation lists (clientCerts.crl): PEM "X509 CRL" blocks, read with a small DER
  * reader (RFC 5280 §5.1) because Node has no CRL class, each verified against the device CA that
- * signed it. Revocation is checked by appfence itself rather than by OpenSSL's `crl` TLS option:
+ * issued it: the clientCerts.ca certificate whose subject is the CRL's issuer name (a root or an
+ * intermediate), by that certificate's key. Revocation is checked by appfence itself rather than by OpenSSL's `crl` TLS option:
  * OpenSSL refuses every chain once a CRL is past its nextUpdate, which would drop every device
  * to subnet identity; an expired CRL here is reported and still enforced.
  */
@@ -9,7 +10,7 @@ import { verify, type X509Certificate } from 'node:crypto';
 import { ConfigError } from '../errors.js';
 
 export interface Crl {
-  /** The CA whose key signed this CRL (one of clientCerts.ca). */
+  /** The CA that issued this CRL (one of clientCerts.ca: its subject is the CRL's issuer, its key signed it). */
   readonly issuer: X509Certificate;
   readonly thisUpdate: Date;
   readonly nextUpdate: Date | undefined;
@@ -43,14 +44,22 @@ export function parseCrls(pem: string, anchors: readonly X509Certificate[], keyP
     }
     const hash = SIGNATURE_HASH[parsed.algorithm];
     if (hash === undefined) throw new ConfigError(keyPath, `holds a CRL signed with an unsupported algorithm (${parsed.algorithm})`);
-    const issuer = anchors.find((ca) => {
+    const issuerText = parsed.issuerText;
+    const named = anchors.filter((ca) => sameName(subjectOf(ca), der.subarray(parsed.issuerName.headerStart, parsed.issuerName.end), issuerText));
+    if (named.length === 0) {
+      throw new ConfigError(keyPath, `holds a CRL issued by "${issuerText}", which no clientCerts.ca certificate is (add that CA's certificate to clientCerts.ca)`);
+    }
+    // Several CAs may share a name (a renewed CA with a new key): the one whose key verifies issued it.
+    const issuer = named.find((ca) => {
       try {
         return verify(hash, parsed.tbs, ca.publicKey, parsed.signature);
       } catch {
         return false;
       }
     });
-    if (issuer === undefined) throw new ConfigError(keyPath, 'holds a CRL that no clientCerts.ca certificate signed');
+    if (issuer === undefined) {
+      throw new ConfigError(keyPath, `holds a CRL issued by "${issuerText}" whose signature does not verify with that clientCerts.ca certificate's key (a CRL of another CA with the same name?)`);
+    }
     crls.push({ issuer, thisUpdate: parsed.thisUpdate, nextUpdate: parsed.nextUpdate, revoked: parsed.revoked });
   }
   if (crls.length === 0) throw new ConfigError(keyPath, 'holds no PEM CRL ("-----BEGIN X509 CRL-----")');
@@ -114,7 +123,9 @@ function readCrl(der: Buffer) {
   if (algOid === undefined || algOid.tag !== 0x06) throw new Error('no signature algorithm');
   const fields = children(der, tbsT);
   let i = fields[0]?.tag === 0x02 ? 1 : 0; // version
-  i += 2; // signature algorithm, issuer Name
+  i++; // signature algorithm
+  const issuerT = fields[i++];
+  if (issuerT === undefined || issuerT.tag !== 0x30) throw new Error('no issuer name');
   const thisT = fields[i++];
   if (thisT === undefined) throw new Error('no thisUpdate');
   let nextUpdate: Date | undefined;
@@ -129,10 +140,58 @@ function readCrl(der: Buffer) {
   }
   return {
     tbs: der.subarray(tbsT.headerStart, tbsT.end),
+    issuerName: issuerT,
+    issuerText: nameText(der, issuerT),
     algorithm: oid(der, algOid),
     signature: der.subarray(sigT.start + 1, sigT.end), // BIT STRING: skip the unused-bits byte
     thisUpdate: time(der, thisT),
     nextUpdate,
     revoked,
   };
+}
+
+/** A certificate's subject Name as DER TLV within its own encoding (Certificate → tbsCertificate → subject). */
+interface NameAt { readonly bytes: Buffer; readonly text: string }
+
+function subjectOf(cert: X509Certificate): NameAt | undefined {
+  try {
+    const der = cert.raw;
+    const [tbs] = children(der, tlv(der, 0));
+    if (tbs === undefined) return undefined;
+    const fields = children(der, tbs);
+    const i = fields[0]?.tag === 0xa0 ? 1 : 0; // [0] version
+    const name = fields[i + 4]; // serial, signature, issuer, validity, subject
+    return name?.tag === 0x30 ? { bytes: der.subarray(name.headerStart, name.end), text: nameText(der, name) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * RFC 5280 §7.1 name matching, in the two forms that occur: identical DER (a CRL made by the CA
+ * copies its subject), else the same attributes, compared case-insensitively (a string type changed).
+ */
+function sameName(subject: NameAt | undefined, issuerBytes: Buffer, issuerText: string): boolean {
+  if (subject === undefined) return false;
+  return subject.bytes.equals(issuerBytes) || subject.text.toLowerCase() === issuerText.toLowerCase();
+}
+
+const ATTRIBUTE_NAMES: Record<string, string> = {
+  '2.5.4.3': 'CN', '2.5.4.6': 'C', '2.5.4.7': 'L', '2.5.4.8': 'ST', '2.5.4.10': 'O', '2.5.4.11': 'OU', '0.9.2342.19200300.100.1.25': 'DC',
+};
+
+/** A Name as `CN=…, O=…` in encoded order (for messages and the fallback comparison). */
+function nameText(der: Buffer, name: Tlv): string {
+  const parts: string[] = [];
+  for (const rdn of children(der, name)) {
+    for (const atv of children(der, rdn)) {
+      const [type, value] = children(der, atv);
+      if (type === undefined || value === undefined) continue;
+      const key = oid(der, type);
+      const bmp = value.tag === 0x1e && (value.end - value.start) % 2 === 0; // BMPString: UTF-16BE
+      const text = bmp ? Buffer.from(der.subarray(value.start, value.end)).swap16().toString('utf16le') : der.toString('utf8', value.start, value.end);
+      parts.push(`${ATTRIBUTE_NAMES[key] ?? key}=${text}`);
+    }
+  }
+  return parts.join(', ');
 }

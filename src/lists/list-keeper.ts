@@ -7,12 +7,14 @@
  * `refresh` it asks the servers again (a 304 costs nothing), and after a failure it retries
  * with backoff. A changed list is rebuilt and handed to `onRefresh`, which swaps the policy.
  *
- * Sanity guard: a download that yields no rules (an HTML error page, an emptied file) is refused
- * and never reaches the disk; the copy held keeps serving.
+ * Sanity guard, the same at start, on reload and on every scheduled refresh: a download that
+ * yields no rules is refused; so is, against the running copy, one that looks like an HTML or JSON
+ * error page or a single word, or that has under half the rules its source had (load-lists.ts
+ * `believable`). A refused download never reaches the disk and the copy held keeps serving.
  */
 import type { ListConfig } from '../config/types.js';
 import type { AppLogger } from '../log/logger.js';
-import { believable, listFromTexts, type LoadOptions, type LoadedList } from './load-lists.js';
+import { believable, listFromTexts, logRefused, type LoadOptions, type LoadedList, type RefusedSource } from './load-lists.js';
 import { isUrlSource, readFileSource } from './source.js';
 import { StateDir } from './state-dir.js';
 import { UrlSource, type Candidate, type SourceStatus } from './url-source.js';
@@ -20,7 +22,11 @@ import { UrlSource, type Candidate, type SourceStatus } from './url-source.js';
 export interface ListStatus {
   readonly name: string;
   readonly rules: number;
-  /** Every URL source has a copy (fresh or last good) and the list has rules, or it has only files. */
+  /**
+   * Every URL source has a copy (fresh or last good; a copy always has rules: the guard refuses
+   * empty downloads), or it has only files. A list of files that hold no rules is ready: it is what
+   * the admin wrote, and no wait makes it better (runtime/generation.ts warns about it instead).
+   */
   readonly ready: boolean;
   /** The oldest of its sources' last successes: when the whole list was last known good (ms since the epoch). */
   readonly lastSuccess: number | null;
@@ -124,16 +130,27 @@ export class ListKeeper {
     await Promise.all([...accepted].map(([url, candidate]) => this.source(url).accept(candidate)));
   }
 
+  /** The lists serving (since the last activate()). */
   status(): ListStatus[] {
-    return this.active.map(({ config, loaded }) => {
-      const sources = config.sources.map((s): SourceStatus => (isUrlSource(s) ? this.source(s).status()
-        : { source: s, state: 'fresh', lastSuccess: null, lastError: null }));
+    return this.statusOf(this.active);
+  }
+
+  /** What the last load() returned, before activate(): `appfence check` loads once and never activates (nor writes stateDir). */
+  loadedStatus(): ListStatus[] {
+    return this.statusOf(this.pending);
+  }
+
+  private statusOf(kept: readonly Kept[]): ListStatus[] {
+    return kept.map(({ config, loaded, toAccept }) => {
+      const sources = config.sources.map((s): SourceStatus => (!isUrlSource(s) ? { source: s, state: 'fresh', lastSuccess: null, lastError: null }
+        // downloaded and believed, to be kept on activate()
+        : toAccept.has(s) ? { ...this.source(s).status(), state: 'fresh', lastError: null } : this.source(s).status()));
       const urls = sources.filter((s) => isUrlSource(s.source));
       const successes = urls.map((s) => s.lastSuccess);
       return {
         name: config.name,
         rules: loaded.ruleCount,
-        ready: urls.length === 0 || (urls.every((s) => s.state !== 'missing') && loaded.ruleCount > 0),
+        ready: urls.every((s) => s.state !== 'missing'),
         lastSuccess: urls.length === 0 || successes.includes(null) ? null : Math.min(...(successes as number[])),
         lastError: urls.map((s) => s.lastError).find((e) => e !== null) ?? null,
         sources,
@@ -183,6 +200,31 @@ export class ListKeeper {
     return { list, accepted };
   }
 
+  /**
+   * A refreshed list against the one serving: the running list when one of its new copies is not
+   * believable (every download of this refresh refused then, its source told why), else `list`.
+   */
+  private believed(kept: Kept, list: LoadedList, accepted: Map<string, Candidate>): LoadedList {
+    if (accepted.size === 0) return list;
+    const texts = kept.config.sources.map((src) => (isUrlSource(src) ? accepted.get(src)?.text ?? this.source(src).current ?? ''
+      : kept.files.get(src) ?? ''));
+    let refused: RefusedSource | undefined;
+    try {
+      const result = believable(list, texts, kept.loaded, (r) => { refused = r; });
+      if (result === list) return list;
+    } catch (err) {
+      // no running copy to keep for that source (cannot happen while the config stays): refuse rather than guess
+      refused = { list: kept.config.name, source: kept.config.sources[0] ?? '', reason: (err as Error).message, rules: list.ruleCount,
+        lastGoodRules: kept.loaded.ruleCount };
+    }
+    if (refused !== undefined) {
+      for (const url of accepted.keys()) this.source(url).refuse(refused.source === url ? refused.reason : `refused with ${refused.source}`);
+      logRefused(this.opts.log, refused);
+    }
+    accepted.clear();
+    return kept.loaded;
+  }
+
   private reportFailure(source: UrlSource, err: unknown): void {
     const error = (err as Error).message;
     const { state, lastSuccess } = source.status();
@@ -220,7 +262,9 @@ export class ListKeeper {
         }
       }));
       if (candidates.size > 0) {
-        const { list, accepted } = this.build(kept.config, kept.files, candidates);
+        const built = this.build(kept.config, kept.files, candidates);
+        const { accepted } = built;
+        const list = this.believed(kept, built.list, accepted);
         if (accepted.size < candidates.size) failed = true;
         if (accepted.size > 0 && this.active.includes(kept)) {
           this.opts.onRefresh(list);

@@ -4,6 +4,7 @@
  * unreadable source is (ListSourceError), so a reload keeps the running lists instead.
  */
 import type { ListConfig } from '../config/types.js';
+import type { AppLogger } from '../log/logger.js';
 import { parseInto, type IpRule, type RejectedLine, type RuleSink, type WildLine } from './parse-line.js';
 import { readSource } from './source.js';
 import { ruleInfo, type RuleList, type RuleStore } from '../match/rule-store.js';
@@ -38,6 +39,12 @@ export interface RefusedSource {
   readonly reason: string;
   readonly rules: number;
   readonly lastGoodRules: number;
+}
+
+/** The warning of a refused copy, with both counts: the same line on reload (runtime/generation.ts) and refresh. */
+export function logRefused(log: AppLogger, r: RefusedSource): void {
+  log.warn({ list: r.list, source: r.source, rules: r.rules, lastGoodRules: r.lastGoodRules, reason: r.reason },
+    `list source refused: ${r.reason}; keeping the last good copy`);
 }
 
 export interface LoadOptions {

@@ -10,7 +10,8 @@
 import type { TlsOptions } from 'node:tls';
 import type { Config } from '../config/types.js';
 import { ConfigError } from '../errors.js';
-import { loadLists, type LoadOptions, type LoadedList, type RefusedSource } from '../lists/load-lists.js';
+import { loadLists, logRefused, type LoadOptions, type LoadedList, type RefusedSource } from '../lists/load-lists.js';
+import { isUrlSource } from '../lists/source.js';
 import { Policy } from '../policy/policy.js';
 import { ClientIdentifier, type Identifier } from '../identity/identify.js';
 import { CertificateIdentifier } from '../identity/certificate.js';
@@ -66,8 +67,7 @@ export async function buildGeneration(config: Config, log: AppLogger, previous?:
   const listLog = log.child({ component: 'lists' });
   const guard = {
     previous: previous?.policy.lists,
-    onRefused: (r: RefusedSource) => listLog.warn({ list: r.list, source: r.source, rules: r.rules, lastGoodRules: r.lastGoodRules, reason: r.reason },
-      `list source refused: ${r.reason}; keeping the last good copy`),
+    onRefused: (r: RefusedSource) => logRefused(listLog, r),
   };
   const lists = loader !== undefined ? await loader(config.lists, config.stateDir, guard)
     : await loadLists(config.lists, { onWarning: (msg) => listLog.warn({ detail: msg }, 'list source warning'), ...guard });
@@ -165,6 +165,10 @@ function refuseEmptiedLists(running: Policy, next: readonly LoadedList[]): void 
 
 function reportRejects(lists: readonly LoadedList[], log: AppLogger): void {
   for (const list of lists) {
+    // URL sources without a copy are reported by the list keeper; a copy always has rules
+    if (list.ruleCount === 0 && !list.sources.some(isUrlSource)) {
+      log.warn({ list: list.name, sources: list.sources }, 'list has no rules: it blocks or allows nothing (ready anyway: its files loaded)');
+    }
     if (list.rejectCount === 0) continue;
     log.warn({ list: list.name, count: list.rejectCount,
       first: list.rejects.slice(0, 5).map((r) => `${r.source}:${r.line}: ${r.reason}`) }, 'rejected list lines');

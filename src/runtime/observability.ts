@@ -12,6 +12,8 @@ import type { DnsStats } from '../dns/pipeline.js';
 import { QUERY_RESULTS } from '../dns/pipeline.js';
 import type { AnswerCache } from '../resolver/cache.js';
 import type { LoadedList } from '../lists/load-lists.js';
+import type { ListStatus as KeptList } from '../lists/list-keeper.js';
+import { isUrlSource } from '../lists/source.js';
 import { AdminServer, type AdminHooks, type CheckRequest, type Readiness } from '../admin/server.js';
 import { MetricsRegistry, type ListStatus, type Sample, type UdpBatchCounters } from '../metrics/registry.js';
 import { ConfigError } from '../errors.js';
@@ -29,6 +31,8 @@ export interface ObservedRuntime {
   readonly blockLog: BlockLog;
   cache(): AnswerCache;
   lists(): readonly LoadedList[];
+  /** The list keeper's per-source view (serve); without it readiness falls back to the rule counts of lists(). */
+  listStatus?(): readonly KeptList[];
   listeners(): readonly ListenerState[];
   /** Counters the front ends keep that this build may not have yet: absent means no series. */
   proxyRequests?(): Iterable<Sample>;
@@ -120,7 +124,18 @@ export class Observability {
     const view = this.observed;
     if (view === null) return { ready: false, notReady: ['starting'] };
     for (const l of view.listeners()) if (!l.bound) notReady.push(`${l.name}: not bound`);
-    for (const list of view.lists()) if (list.ruleCount === 0) notReady.push(`lists.${list.name}: no rules`);
+    const kept = view.listStatus?.();
+    if (kept === undefined) {
+      for (const list of view.lists()) if (list.ruleCount === 0) notReady.push(`lists.${list.name}: no rules`);
+    }
+    // Not ready while a URL source has never had a good copy (it will, once its host answers). A list
+    // whose sources all loaded is ready even with no rules: waiting would not change it (README "Readiness").
+    for (const list of kept ?? []) {
+      if (list.ready) continue;
+      const missing = list.sources.filter((s) => s.state === 'missing')
+        .map((s) => `${s.source}${s.lastError === null ? ' (no download yet)' : ` (${s.lastError})`}`);
+      notReady.push(`lists.${list.name}: no rules yet, no good copy of ${missing.join(', ')}`);
+    }
     return { ready: notReady.length === 0, notReady };
   }
 
@@ -140,13 +155,19 @@ export class Observability {
 
   private loaded(lists: readonly LoadedList[]): void {
     const now = nowSeconds();
-    // A URL source that failed falls back to its last good copy with a warning; its list still
-    // counts as loaded here. TODO(lifecycle): per-source success times once the state dir keeps them.
-    for (const l of lists) if (l.ruleCount > 0) this.listLoaded.set(l.name, now);
+    // when a list of files last loaded (even empty: that is what its files hold); URL lists have the keeper's times
+    for (const l of lists) this.listLoaded.set(l.name, now);
   }
 
+  /** Last success: the keeper's (the oldest of a list's URL sources, fresh or from stateDir), else when it last loaded. */
   private listStatus(): ListStatus[] {
-    return (this.observed?.lists() ?? []).map((l) => ({ name: l.name, rules: l.ruleCount, lastSuccessSeconds: this.listLoaded.get(l.name) ?? null }));
+    const kept = new Map((this.observed?.listStatus?.() ?? []).map((k) => [k.name, k]));
+    return (this.observed?.lists() ?? []).map((l) => {
+      const k = kept.get(l.name);
+      const lastSuccessSeconds = k !== undefined && k.sources.some((s) => isUrlSource(s.source))
+        ? (k.lastSuccess === null ? null : k.lastSuccess / 1000) : this.listLoaded.get(l.name) ?? null;
+      return { name: l.name, rules: l.ruleCount, lastSuccessSeconds };
+    });
   }
 }
 

@@ -27,7 +27,10 @@ export class PoolAdmin {
   private stopping = false;
   private readonly own = new Registry();
 
-  private constructor(private readonly pool: WorkerPool, private admin: AdminServer | null = null) {
+  private admin: AdminServer | null = null;
+
+  /** `reloaded` runs after every worker reloaded (the config warnings are said once, here, not by each worker). */
+  private constructor(private readonly pool: WorkerPool, private readonly reloaded: () => void) {
     new Gauge({ name: 'appfence_workers', help: 'DNS worker processes (dns.workers), by state: configured, or listening now.', labelNames: ['state'],
       registers: [this.own], collect(this: Gauge) {
         this.set({ state: 'configured' }, pool.size);
@@ -40,8 +43,8 @@ export class PoolAdmin {
       } });
   }
 
-  static async start(config: AdminConfig, pool: WorkerPool, log: AppLogger): Promise<PoolAdmin> {
-    const admin = new PoolAdmin(pool);
+  static async start(config: AdminConfig, pool: WorkerPool, log: AppLogger, reloaded: () => void = () => undefined): Promise<PoolAdmin> {
+    const admin = new PoolAdmin(pool, reloaded);
     admin.admin = await listenAdmin(config, admin.hooks(), log);
     return admin;
   }
@@ -94,6 +97,7 @@ export class PoolAdmin {
     const failed = answers.find((a) => a.error !== undefined)?.error;
     if (failed !== undefined) return asError(failed);
     if (answers.length < this.pool.size) return new Error(`reload: ${answers.length} of ${this.pool.size} workers answered; the others keep their configuration`);
+    this.reloaded();
     return null;
   }
 

@@ -26,6 +26,7 @@ import { BlockLog } from '../log/block-log.js';
 import { RefusedClients } from '../log/refused-clients.js';
 import { CertRejections, rejectionReason } from '../identity/cert-rejections.js';
 import { ConfigError } from '../errors.js';
+import { logConfigWarnings } from '../config/warnings.js';
 import type { AppLogger } from '../log/logger.js';
 import { ListKeeper, type KeeperOptions, type ListStatus } from '../lists/list-keeper.js';
 import type { LoadedList } from '../lists/load-lists.js';
@@ -63,6 +64,8 @@ export interface RuntimeOptions {
   readonly lists?: ListTiming;
   /** A dns.workers process: bind the UDP and TCP listeners with SO_REUSEPORT beside the other workers. */
   readonly reusePort?: boolean;
+  /** Log config/warnings.ts's warnings after every successful reload (default true; dns.workers: the primary does). */
+  readonly reloadWarnings?: boolean;
 }
 
 export type ListTiming = Pick<KeeperOptions, 'timeoutMs' | 'maxBytes' | 'firstRetryMs' | 'maxRetryMs'>;
@@ -100,6 +103,7 @@ export class Runtime {
   /** Proxy request counters (appfence_proxy_requests_total{result}). */
   readonly proxyStats = new ProxyStats();
   private reusePort = false;
+  private reloadWarnings = true;
 
   private constructor(gen: Generation, blockLog: BlockLog, load: () => Promise<Config>, private readonly log: AppLogger,
     observability: Observability, private readonly observer: GenerationObserver, private readonly keeper: ListKeeper) {
@@ -115,6 +119,7 @@ export class Runtime {
       blockLog,
       cache: () => this.gen.cache,
       lists: () => this.gen.policy.lists,
+      listStatus: () => this.keeper.status(),
       listeners: () => this.listeners.map(({ listener }) => ({ name: listener.name, bound: isBound(listener) })),
       proxyRequests: () => PROXY_RESULTS.map((result) => [result, this.proxyStats.get(result)] as const),
       certRejections: () => Object.entries(this.certRejections.counts),
@@ -144,6 +149,7 @@ export class Runtime {
     runtime = new Runtime(gen, options.blockLog ?? new BlockLog({ destination: config.log.blocks }), load, log, observability, observer, keeper);
     const started = runtime;
     runtime.reusePort = options.reusePort ?? false;
+    runtime.reloadWarnings = options.reloadWarnings ?? true;
     try {
       await runtime.blockLog.ready().catch((err: unknown) => {
         throw new ConfigError('log.blocks', `cannot open "${config.log.blocks}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
@@ -411,6 +417,8 @@ export class Runtime {
       this.counts.ok++;
       this.observability.reloaded(null, gen.policy.lists);
       this.log.info({ rules: gen.policy.index.ruleCount, generation: gen.id }, 'reloaded');
+      // valid but almost surely wrong, as at start: a reload may have introduced it
+      if (this.reloadWarnings) logConfigWarnings(this.log, config);
       return null;
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));

@@ -42,8 +42,11 @@ export interface TestPki {
   serverCa: { cert: string; pem: string };
   /** Issue a client certificate signed by `issuer` (default ca). */
   device(opts: DeviceOptions): Promise<Issued>;
-  /** A PEM CRL of `ca` (made by `openssl ca -gencrl`) revoking `revoke`; `expired`: its nextUpdate passed yesterday. Returns its path. */
-  crl(opts: { revoke: readonly Issued[]; expired?: boolean }): Promise<string>;
+  /**
+   * A PEM CRL of `issuer` (default `ca`; made by `openssl ca -gencrl`) revoking `revoke`; `expired`: its nextUpdate
+   * passed yesterday. Returns its path.
+   */
+  crl(opts: { revoke: readonly Issued[]; expired?: boolean; issuer?: 'ca' | 'stranger' | 'intermediate' }): Promise<string>;
 }
 
 const REQ_CONFIG = '[req]\ndistinguished_name = dn\n[dn]\n';
@@ -106,7 +109,7 @@ export async function createTestPki(): Promise<TestPki> {
   return {
     dir, ca, strangerCa, intermediate, serverCa: { cert: serverCa.cert, pem: serverCa.pem },
     server: { cert: server.cert, key: server.key },
-    async crl({ revoke, expired }) {
+    async crl({ revoke, expired, issuer = 'ca' }) {
       const work = join(dir, `crl-${++issued}`);
       await mkdir(work);
       const yesterday = asn1Time(new Date(Date.now() - DAY_MS)).slice(2);
@@ -122,7 +125,8 @@ export async function createTestPki(): Promise<TestPki> {
       const dates = expired === true
         ? ['-crl_lastupdate', asn1Time(new Date(Date.now() - 3 * DAY_MS)), '-crl_nextupdate', asn1Time(new Date(Date.now() - DAY_MS))]
         : ['-crldays', '7'];
-      await run('openssl', ['ca', '-gencrl', '-batch', '-config', join(work, 'ca.cnf'), '-cert', ca.cert, '-keyfile', ca.key, '-out', out, ...dates]);
+      await run('openssl', ['ca', '-gencrl', '-batch', '-config', join(work, 'ca.cnf'), '-cert', issuers[issuer].cert, '-keyfile', issuers[issuer].key,
+        '-out', out, ...dates]);
       return out;
     },
     device(opts) {

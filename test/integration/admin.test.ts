@@ -2,8 +2,10 @@
 // (127.0.10.x city, 127.0.20.x guests), then HTTP to admin.listen — health, readiness, metrics that
 // move with the queries (scraped numbers, checked by promtool), reload authentication and /check.
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startListServer } from '../helpers/list-server.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { query } from '../helpers/dns-client.js';
 import { startServer, type Started } from '../helpers/start-server.js';
@@ -124,26 +126,46 @@ t.test('healthz, unknown paths and wrong methods', async (t) => {
   t.equal((await admin(af, '/metrics', { method: 'POST' })).status, 405);
 });
 
-t.test('readiness names a list without rules and flips once a reload loads it', async (t) => {
-  const af = await startServer(config(up.port, undefined, '  vendor: { sources: ["vendor.txt"] }'),
-    { 'tiktok.txt': 'tiktok.com\n', 'vendor.txt': '# nothing yet\n' });
+t.test('readiness follows the list keeper: a URL list that never got rules is named; an empty list of files is ready', async (t) => {
+  const host = await startListServer('127.0.0.76', 'capcut.com\nlemon8-app.com\n');
+  await host.stop(); // the list's host is down when appfence starts, and there is no copy in stateDir
+  t.teardown(() => host.stop());
+  const state = mkdtempSync(join(tmpdir(), 'appfence-admin-state-'));
+  const af = await startServer(`${config(up.port, undefined, `  vendor: { sources: ["${host.url}/vendor.txt"], refresh: 1d }
+  exceptions: { sources: ["exceptions.txt"] }`).replace('block: [tiktok] }', 'block: [tiktok, vendor], allow: [exceptions] }')}
+stateDir: ${state}
+`, { 'tiktok.txt': 'tiktok.com\n', 'exceptions.txt': '# nothing excepted yet\n' }, undefined, { appLog: true, lists: { firstRetryMs: 200, maxRetryMs: 400 } });
   t.teardown(() => af.close());
   const r1 = await admin(af, '/readyz');
   t.equal(r1.status, 503);
-  t.same(await r1.json(), { ready: false, notReady: ['lists.vendor: no rules'] });
+  const body = (await r1.json()) as { ready: boolean; notReady: string[] };
+  t.match(body, { ready: false, notReady: [new RegExp(`^lists\\.vendor: no rules yet, no good copy of ${host.url}/vendor\\.txt \\(.*ECONNREFUSED.*\\)$`)] },
+    'the URL list is named, with its source and why; the empty exceptions list is not');
+  t.equal(body.notReady.length, 1);
   t.equal((await scrape(af.runtime.adminPort)).value('appfence_ready'), 0);
+  t.match(af.appLog().find((l) => l['list'] === 'exceptions'), { level: 'warn', msg: /list has no rules/ }, 'the empty list is a warning instead');
 
-  writeFileSync(join(af.dir, 'vendor.txt'), 'capcut.com\n');
+  await host.start(); // no reload: the keeper retries on its own
+  let ready: Response | undefined;
+  for (let i = 0; i < 160 && ready?.status !== 200; i++) {
+    ready = await admin(af, '/readyz');
+    if (ready.status !== 200) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(ready?.status, 200, 'ready once the download succeeded');
+  t.same(await ready?.json(), { ready: true });
+  t.equal((await dns(af, 'www.capcut.com', CITY)).answers[0]?.data, '0.0.0.0', 'and the list blocks');
+  const m = await scrape(af.runtime.adminPort);
+  t.equal(m.value('appfence_list_rules', { list: 'vendor' }), 2);
+  t.equal(m.value('appfence_list_rules', { list: 'exceptions' }), 0);
+  t.equal(m.value('appfence_ready'), 1);
+  const vendorSuccess = m.value('appfence_list_last_success_timestamp_seconds', { list: 'vendor' }) ?? 0;
+  t.ok(Math.abs(vendorSuccess - Date.now() / 1000) < 30, 'the URL list\'s last success is its download');
+  t.ok(m.value('appfence_list_last_success_timestamp_seconds', { list: 'exceptions' }), 'the empty list of files loaded: it has a last-success time');
+
+  writeFileSync(join(af.dir, 'exceptions.txt'), '@@||capcut.com^\n');
   const reload = await admin(af, '/reload', { method: 'POST', headers: { Authorization: `Bearer ${TOKEN}` } });
   t.equal(reload.status, 200);
-  t.same(await reload.json(), { ok: true, ready: true });
-  const r2 = await admin(af, '/readyz');
-  t.equal(r2.status, 200);
-  t.same(await r2.json(), { ready: true });
-  const m = await scrape(af.runtime.adminPort);
-  t.equal(m.value('appfence_list_rules', { list: 'vendor' }), 1);
-  t.equal(m.value('appfence_ready'), 1);
-  t.ok(m.value('appfence_list_last_success_timestamp_seconds', { list: 'vendor' }), 'a list with rules has a last-success time');
+  t.same(await reload.json(), { ok: true, ready: true }, 'a reload keeps the downloaded copy: still ready');
 });
 
 t.test('readiness turns 503 while stopping, before the listeners close', async (t) => {

@@ -31,7 +31,11 @@ t.before(async () => {
     pki.device({ cn: 'laptop-043', ou: 'City Devices' }),
   ]);
   crl = await pki.crl({ revoke: [lost] });
-  up = await startFakeUpstream({ zone: { 'www.tiktok.com A': { answers: [{ type: 'A', ttl: 300, data: '198.51.100.7' }] } } });
+  up = await startFakeUpstream({ zone: {
+    'www.tiktok.com A': { answers: [{ type: 'A', ttl: 300, data: '198.51.100.7' }] },
+    // for the proxy: an unmanaged client is forwarded to a closed loopback port (502), a managed one gets the block page
+    'proxy.tiktok.com A': { answers: [{ type: 'A', ttl: 300, data: '127.0.0.9' }] },
+  } });
 });
 t.teardown(async () => {
   await up?.close();
@@ -136,7 +140,91 @@ t.test('a CRL that no clientCerts.ca signed, or that is not a CRL, is a config e
   const other = await createTestPki();
   t.teardown(() => rm(other.dir, { recursive: true, force: true }));
   const foreign = readFileSync(await other.crl({ revoke: [] }), 'utf8');
-  t.throws(() => new CertificateIdentifier([pki.ca.pem], [], [foreign]),
-    new ConfigError('clientCerts.crl[0]', 'holds a CRL that no clientCerts.ca certificate signed'));
+  // another PKI's CA of the same name: found by name, refused by its signature
+  t.throws(() => new CertificateIdentifier([pki.ca.pem], [], [foreign]), new ConfigError('clientCerts.crl[0]',
+    'holds a CRL issued by "CN=City Device CA" whose signature does not verify with that clientCerts.ca certificate\'s key (a CRL of another CA with the same name?)'));
   t.throws(() => new CertificateIdentifier([pki.ca.pem], [], [pki.ca.pem]), { keyPath: 'clientCerts.crl[0]', message: /holds no PEM CRL/ });
+});
+
+// A two-level device PKI: clientCerts.ca holds the root and its intermediate; the intermediate issues the laptops
+// and its own CRL. That CRL is verified against the intermediate (the CA its issuer names), and it is what revokes.
+const chainYaml = (dir: string) => `
+dns:
+  listen: ["127.0.0.1:0"]
+  tls: { listen: ["127.0.0.1:0"], cert: ${join(dir, 'server.pem')}, key: ${join(dir, 'server-key.pem')} }
+  https: { listen: ["127.0.0.1:0"], cert: ${join(dir, 'server.pem')}, key: ${join(dir, 'server-key.pem')} }
+  upstreams: ["127.0.0.1:${up.port}"]
+proxy:
+  listen: ["127.0.0.1:0"]
+  tls: { listen: ["127.0.0.1:0"], cert: ${join(dir, 'server.pem')}, key: ${join(dir, 'server-key.pem')} }
+clientCerts: { ca: ${join(dir, 'device-chain.pem')}, crl: [${join(dir, 'root.crl')}, ${join(dir, 'intermediate.crl')}] }
+access: { allow: ["127.0.0.0/8"] }
+lists: { tiktok: { sources: ["tiktok.txt"] } }
+groups:
+  city: { subnets: ["127.0.10.0/24"], certificates: { issuer: "City Device Intermediate", subject: { OU: "City Devices" } }, block: [tiktok] }
+log: { level: silent }
+`;
+
+function prepareChain(dir: string, rootCrl: string, intermediateCrl: string): void {
+  copyFileSync(pki.server.cert, join(dir, 'server.pem'));
+  copyFileSync(pki.server.key, join(dir, 'server-key.pem'));
+  writeFileSync(join(dir, 'device-chain.pem'), pki.ca.pem + pki.intermediate.pem);
+  copyFileSync(rootCrl, join(dir, 'root.crl'));
+  copyFileSync(intermediateCrl, join(dir, 'intermediate.crl'));
+  writeFileSync(join(dir, 'tiktok.txt'), 'tiktok.com\n');
+}
+
+/** curl through the TLS proxy from the hotel with `cert`: 403 (block page) when identified as city, else 502 (forwarded to a closed port). */
+function overTlsProxy(port: number, cert: Issued): Promise<number> {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--interface', HOTEL, '--proxy', `https://127.0.0.1:${port}`,
+      '--proxy-cacert', pki.serverCa.cert, '--proxy-cert', cert.cert, '--proxy-key', cert.key, 'http://proxy.tiktok.com:9/'],
+    { encoding: 'utf8', timeout: 15_000 }, (err, stdout) => (err && stdout === '' ? reject(err) : resolve(Number(stdout))));
+  });
+}
+
+t.test('a CRL of an intermediate CA revokes its devices on DoT, DoH, the TLS proxy and in check --cert', async (t) => {
+  const [lostViaIntermediate, keptViaIntermediate] = await Promise.all([
+    pki.device({ cn: 'laptop-142', ou: 'City Devices', issuer: 'intermediate' }),
+    pki.device({ cn: 'laptop-143', ou: 'City Devices', issuer: 'intermediate' }),
+  ]);
+  // the root's CRL revokes nothing of the intermediate's: the same serial on the root's list would not count either
+  const [rootCrl, intermediateCrl] = await Promise.all([pki.crl({ revoke: [] }), pki.crl({ revoke: [lostViaIntermediate], issuer: 'intermediate' })]);
+  const af = await startServer(chainYaml, {}, (dir) => prepareChain(dir, rootCrl, intermediateCrl));
+  t.teardown(() => af.close());
+  const { dot: [dot], doh: [doh], proxyTls: [proxyTls] } = af.runtime.ports;
+  t.equal(await overDot(dot!, keptViaIntermediate), '0.0.0.0', 'DoT: a valid laptop of the intermediate is identified');
+  t.equal(await overDot(dot!, lostViaIntermediate), '198.51.100.7', 'DoT: the one on the intermediate\'s CRL is not');
+  t.equal(await overDoh(doh!, keptViaIntermediate), '0.0.0.0', 'DoH: valid laptop identified');
+  t.equal(await overDoh(doh!, lostViaIntermediate), '198.51.100.7', 'DoH: revoked laptop not');
+  t.equal(await overTlsProxy(proxyTls!, keptViaIntermediate), 403, 'TLS proxy: the valid laptop gets the block page');
+  t.equal(await overTlsProxy(proxyTls!, lostViaIntermediate), 502, 'TLS proxy: the revoked laptop is an unmanaged guest');
+  t.notOk(af.events().some((e) => e['device'] === 'laptop-142'), 'no event names the revoked device');
+
+  const cli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+  const check = (cert: Issued) => spawnSync(process.execPath, [cli, 'check', '--config', join(af.dir, 'appfence.yaml'), '--client', HOTEL,
+    '--cert', cert.cert, 'www.tiktok.com'], { encoding: 'utf8', timeout: 30_000 });
+  t.match(check(lostViaIntermediate).stdout, /^certificate: not used \(revoked\)$/m, 'check --cert: revoked');
+  t.match(check(keptViaIntermediate).stdout, /BLOCK\s+group=city\s+via=cert\s+device=laptop-143/);
+});
+
+t.test('the root\'s CRL revokes an intermediate CA that clientCerts.ca itself holds: its devices are no longer identified', async (t) => {
+  const laptop = await pki.device({ cn: 'laptop-144', ou: 'City Devices', issuer: 'intermediate' });
+  const [rootCrl, intermediateCrl] = await Promise.all([pki.crl({ revoke: [pki.intermediate] }), pki.crl({ revoke: [], issuer: 'intermediate' })]);
+  const af = await startServer(chainYaml, {}, (dir) => prepareChain(dir, rootCrl, intermediateCrl));
+  t.teardown(() => af.close());
+  t.equal(await overDot(af.runtime.ports.dot[0]!, laptop), '198.51.100.7', 'DoT: a laptop under a revoked intermediate is not identified');
+  const identifier = new CertificateIdentifier([pki.ca.pem + pki.intermediate.pem], [],
+    [readFileSync(rootCrl, 'utf8'), readFileSync(intermediateCrl, 'utf8')]);
+  t.same(identifier.identifyPem(laptop.pem), { reason: 'revoked' });
+});
+
+t.test('a CRL is verified against the CA its issuer names: a forged one under the same name is a config error', async (t) => {
+  // the stranger CA has the subject "City Device CA" but another key
+  const forged = readFileSync(await pki.crl({ revoke: [kept], issuer: 'stranger' }), 'utf8');
+  t.throws(() => new CertificateIdentifier([pki.ca.pem + pki.intermediate.pem], [], [forged]),
+    { keyPath: 'clientCerts.crl[0]', message: /CN=City Device CA.*signature does not verify/ });
+  const ofIntermediate = readFileSync(await pki.crl({ revoke: [], issuer: 'intermediate' }), 'utf8');
+  t.throws(() => new CertificateIdentifier([pki.ca.pem], [], [ofIntermediate]),
+    { keyPath: 'clientCerts.crl[0]', message: /issued by "CN=City Device Intermediate", which no clientCerts\.ca certificate is/ });
 });

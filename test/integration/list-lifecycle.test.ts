@@ -141,3 +141,48 @@ t.test('list host down at start: the last good copy in stateDir serves; without 
   t.ok(await eventually(async () => await answer(none.s, 'www.tiktok.com') === '0.0.0.0'), 'it keeps retrying and blocks once the host is back');
   t.match(none.s.runtime.listStatus()[0], { ready: true, rules: 1, lastError: null, sources: [{ state: 'fresh' }] });
 });
+
+t.test('a scheduled refresh applies the sanity guard: a shrunken list or an error page with names in it is refused', async (t) => {
+  // ten names; the fake upstream answers only www.tiktok.com, so the others are asked for as NXDOMAIN-or-sinkhole
+  const names = ['tiktok.com', 'bytedance.com', 'tiktokv.com', 'tiktokcdn.com', 'ttwstatic.com', 'byteoversea.com',
+    'ibytedtos.com', 'muscdn.com', 'musical.ly', 'tik-tokapi.com'];
+  const list = await startListServer('127.0.0.75', names.join('\n') + '\n');
+  t.teardown(() => list.stop());
+  const stateDir = mkdtempSync(join(tmpdir(), 'appfence-state-'));
+  const { s, log } = await start(list, stateDir, '1s');
+  t.teardown(() => s.close());
+  t.equal(await answer(s, 'www.bytedance.com'), '0.0.0.0', 'the good list blocks');
+  const txt = copies(stateDir).find((f) => f.endsWith('.txt')) as string;
+  const onDisk = (): string => readFileSync(join(stateDir, 'lists', txt), 'utf8');
+  t.equal(onDisk(), list.body, 'the good list is the copy on disk');
+
+  const refusals = (): Record<string, unknown>[] => appLog(log).filter((l) => String(l['msg']).startsWith('list source refused'));
+  list.body = 'tiktok.com\nmusical.ly\n';
+  t.ok(await eventually(() => refusals().length > 0), 'the shrunken download is refused');
+  t.match(refusals()[0], { level: 'warn', list: 'remote', source: `${list.url}/tiktok.txt`, rules: 2, lastGoodRules: 10,
+    reason: 'has fewer than half the rules of its last good copy' }, 'with both counts');
+  t.match(s.runtime.listStatus()[0], { rules: 10, ready: true, lastError: /fewer than half/ });
+  t.equal(await answer(s, 'www.bytedance.com'), '0.0.0.0', 'a name only the old copy lists still blocks');
+  t.equal(onDisk(), names.join('\n') + '\n', 'the stateDir copy is unchanged');
+  t.notOk(appLog(log).some((l) => l['msg'] === 'list refreshed'), 'nothing was swapped in');
+
+  // a 200 HTML page listing as many names as the good copy: only the error-page check catches it
+  list.body = names.join('\n') + '\n';
+  list.override = { status: 200, body: `<!DOCTYPE html>\n<html><body>\n${names.join('\n')}\nsomething-else.example\n</body></html>\n` };
+  t.ok(await eventually(() => refusals().some((r) => r['reason'] === 'looks like an HTML error page')), 'an error page is refused');
+  t.equal(onDisk(), names.join('\n') + '\n', 'and never reaches the disk');
+  // no rules of its own (refused before any comparison), or one word that parses as a name: both refused
+  for (const [body, why] of [['{"error": "rate limited", "status": 429}\n', /no rules/], ['Forbidden', /single word "Forbidden"/]] as const) {
+    list.override = { status: 200, body };
+    const asked = list.requests.length;
+    t.ok(await eventually(() => list.requests.length > asked && why.test(s.runtime.listStatus()[0]?.lastError ?? '')), `refused: ${body.trim()}`);
+    t.match(s.runtime.listStatus()[0], { rules: 10, ready: true });
+  }
+  t.equal(await answer(s, 'www.bytedance.com'), '0.0.0.0', 'the running list still blocks');
+  t.equal(onDisk(), names.join('\n') + '\n');
+
+  list.override = null;
+  list.body = [...names, 'capcut.com'].join('\n') + '\n';
+  t.ok(await eventually(() => onDisk() === list.body), 'a good download is taken again, on disk');
+  t.match(s.runtime.listStatus()[0], { rules: 11, lastError: null });
+});
