@@ -51,6 +51,8 @@ export interface FakeUpstreamOptions {
   /** Send a reply with the right ID and question but from another port (answer 203.0.113.66) before the real one. */
   spoofFromOtherPort?: boolean;
   delayMs?: number;
+  /** Per question name (as received): a delay in ms instead of delayMs; undefined falls back to delayMs. */
+  delayFor?: (name: string) => number | undefined;
   /** Answer every query with this rcode and nothing else. */
   rcode?: number;
   /** Never put an OPT in a reply (a pre-EDNS server). */
@@ -177,8 +179,9 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     return res.toBuffer();
   };
 
-  const later = (fn: () => void): void => {
-    if (opts.delayMs) setTimeout(fn, opts.delayMs);
+  const later = (fn: () => void, name = ''): void => {
+    const ms = opts.delayFor?.(name) ?? opts.delayMs;
+    if (ms) setTimeout(fn, ms);
     else fn();
   };
 
@@ -194,7 +197,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       if (opts.wrongQuestion) send(bogus(result.request, 'question'));
       // Let the bogus replies land first, as an off-path attacker racing the real answer would hope.
       setTimeout(() => send(result.reply), opts.wrongId || opts.wrongQuestion || opts.spoofFromOtherPort ? 20 : 0);
-    });
+    }, result.request.questions[0]?.name);
   };
 
   const onConnection = (socket: Socket): void => {
