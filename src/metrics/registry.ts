@@ -6,6 +6,7 @@
  * process (tests, `check` beside `serve`) never share or double-register state.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerHostileLoadMetrics, type HostileLoadSnapshot } from './hostile-load.js';
 
 /** One series: label values in the metric's label order, then the value. */
 export type Sample = readonly [...labels: string[], value: number];
@@ -39,6 +40,8 @@ export interface MetricsSources {
   accessRefusals(): Iterable<Sample>;
   blockLog(): { readonly written: number; readonly suppressed: number };
   ready(): boolean;
+  /** Rate limiting, kernel UDP drops, upstream health, connection caps (metrics/hostile-load.ts); null: no series. */
+  hostileLoad?(): Promise<HostileLoadSnapshot | null>;
 }
 
 /** Upstream round trips: a few ms on a LAN resolver, up to the per-try timeout (default 1.5 s). */
@@ -88,6 +91,7 @@ export class MetricsRegistry {
       buckets: UPSTREAM_BUCKETS,
       registers: [r],
     });
+    if (sources.hostileLoad !== undefined) registerHostileLoadMetrics(r, () => sources.hostileLoad!());
     if (opts.processMetrics !== false) {
       collectDefaultMetrics({ register: r });
       // Gauges named *_total break Prometheus naming rules (promtool check metrics); the same
@@ -124,11 +128,12 @@ export class MetricsRegistry {
  * A counter (or gauge) whose series are read from `read` at scrape: collect() replaces every value
  * with the live one, so prom-client's own increment path is never on a hot path.
  */
-function samples(registry: Registry, name: string, help: string, labelNames: readonly string[], read: () => Iterable<Sample>,
-  type: 'counter' | 'gauge' = 'counter'): void {
-  const fill = (metric: Counter | Gauge, set: (labels: Record<string, string>, value: number) => void): void => {
+export function samples(registry: Registry, name: string, help: string, labelNames: readonly string[],
+  read: () => Iterable<Sample> | Promise<Iterable<Sample>>, type: 'counter' | 'gauge' = 'counter'): void {
+  const fill = async (metric: Counter | Gauge, set: (labels: Record<string, string>, value: number) => void): Promise<void> => {
+    const got = await read();
     metric.reset();
-    for (const sample of read()) {
+    for (const sample of got) {
       const labels: Record<string, string> = {};
       labelNames.forEach((label, i) => { labels[label] = String(sample[i]); });
       set(labels, Number(sample[labelNames.length]));
@@ -136,11 +141,11 @@ function samples(registry: Registry, name: string, help: string, labelNames: rea
   };
   if (type === 'counter') {
     new Counter({ name, help, labelNames, registers: [registry], collect(this: Counter) {
-      fill(this, (labels, value) => this.inc(labels, value));
+      return fill(this, (labels, value) => this.inc(labels, value));
     } });
   } else {
     new Gauge({ name, help, labelNames, registers: [registry], collect(this: Gauge) {
-      fill(this, (labels, value) => this.set(labels, value));
+      return fill(this, (labels, value) => this.set(labels, value));
     } });
   }
 }

@@ -14,6 +14,7 @@ import type { AnswerCache } from '../resolver/cache.js';
 import type { LoadedList } from '../lists/load-lists.js';
 import { AdminServer, type AdminHooks, type CheckRequest, type Readiness } from '../admin/server.js';
 import { MetricsRegistry, type ListStatus, type Sample } from '../metrics/registry.js';
+import type { HostileLoadSnapshot } from '../metrics/hostile-load.js';
 import { ConfigError } from '../errors.js';
 import { PACKAGE_ROOT } from '../config/default.js';
 
@@ -34,6 +35,7 @@ export interface ObservedRuntime {
   proxyRequests?(): Iterable<Sample>;
   certRejections?(): Iterable<Sample>;
   accessRefusals?(): Iterable<Sample>;
+  hostileLoad?(): Promise<HostileLoadSnapshot>;
 }
 
 export interface ObservabilityHooks {
@@ -76,6 +78,7 @@ export class Observability {
       accessRefusals: () => view().accessRefusals?.() ?? [],
       blockLog: () => ({ written: view().blockLog.written, suppressed: view().blockLog.suppressedTotal }),
       ready: () => this.readiness().ready,
+      hostileLoad: () => this.observed?.hostileLoad?.() ?? Promise.resolve(null),
     }, { version: packageVersion(), ...(opts.processMetrics === undefined ? {} : { processMetrics: opts.processMetrics }) });
   }
 
