@@ -25,7 +25,13 @@ export interface HostileLoadSnapshot {
   readonly rateLimit: { readonly dropped: number; readonly slipped: number };
   /** null where the kernel does not tell (not Linux). */
   readonly kernelReceiveDrops: number | null;
-  readonly upstream: { readonly outstanding: number; readonly overCapServfails: number; readonly upstreams: readonly UpstreamHealthSample[] };
+  readonly upstream: {
+    readonly outstanding: number;
+    readonly overCapServfails: number;
+    readonly upstreams: readonly UpstreamHealthSample[];
+    /** Only with dns.caseRandomization on. */
+    readonly caseRandomization: readonly { readonly upstream: string; readonly active: boolean; readonly mismatches: number }[];
+  };
   readonly connections: readonly { readonly proto: string; readonly evicted: number; readonly refusedClientCap: number; readonly refusedFull: number }[];
 }
 
@@ -68,6 +74,10 @@ export function registerHostileLoadMetrics(r: Registry, read: () => Promise<Host
   samples(r, 'appfence_upstream_outstanding_tries', 'Tries waiting on each upstream now.', ['upstream'], perUpstream((u) => u.outstanding), 'gauge');
   samples(r, 'appfence_upstream_over_cap_skips_total', 'Tries not sent to an upstream because it had its cap of outstanding queries.', ['upstream'],
     perUpstream((u) => u.overCap));
+  samples(r, 'appfence_upstream_case_mismatches_total', 'Replies dropped because their question did not echo our 0x20 letter case (dns.caseRandomization).',
+    ['upstream'], from((s) => s.upstream.caseRandomization.map((c) => [c.upstream, c.mismatches] as const)));
+  samples(r, 'appfence_upstream_case_randomization', '1 while 0x20 is used with an upstream, 0 while it is off for one that did not echo case.', ['upstream'],
+    from((s) => s.upstream.caseRandomization.map((c) => [c.upstream, c.active ? 1 : 0] as const)), 'gauge');
   samples(r, 'appfence_dns_connection_evictions_total', 'Idle TCP, DoT and DoH connections closed to make room on a full listener (RFC 7766 6.2.3).', ['proto'],
     from((s) => s.connections.map((c) => [c.proto, c.evicted] as const)));
   samples(r, 'appfence_dns_connections_refused_total', 'New connections refused: client_cap (its /24 or /56 at maxConnectionsPerClient) or full (every connection busy).',
