@@ -11,6 +11,7 @@ const benches = [
   ['tls.mjs', []],
   ['proxy.mjs', []],
   ['memory.mjs', ['--expose-gc']],
+  ['soak.mjs', []],
 ];
 let failed = 0;
 for (const [file, flags] of benches) {

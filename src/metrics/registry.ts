@@ -6,6 +6,7 @@
  * process (tests, `check` beside `serve`) never share or double-register state.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client';
+import { registerHostileLoadMetrics, type HostileLoadSnapshot } from './hostile-load.js';
 
 /** One series: label values in the metric's label order, then the value. */
 export type Sample = readonly [...labels: string[], value: number];
@@ -41,6 +42,8 @@ export interface MetricsSources {
   /** The batched UDP path's counters summed over the DNS UDP sockets; null where node:dgram serves. */
   udpBatch?(): UdpBatchCounters | null;
   ready(): boolean;
+  /** Rate limiting, kernel UDP drops, upstream health, connection caps (metrics/hostile-load.ts); null: no series. */
+  hostileLoad?(): Promise<HostileLoadSnapshot | null>;
 }
 
 export interface UdpBatchCounters {
@@ -109,6 +112,7 @@ export class MetricsRegistry {
       buckets: UPSTREAM_BUCKETS,
       registers: [r],
     });
+    if (sources.hostileLoad !== undefined) registerHostileLoadMetrics(r, () => sources.hostileLoad!());
     if (opts.processMetrics !== false) {
       collectDefaultMetrics({ register: r });
       // Gauges named *_total break Prometheus naming rules (promtool check metrics); the same
@@ -147,11 +151,12 @@ export class MetricsRegistry {
  * how the primary combines the workers' values with dns.workers > 1 (prom-client's
  * AggregatorRegistry): counts add up; readiness and config state take the worst worker.
  */
-function samples(registry: Registry, name: string, help: string, labelNames: readonly string[], read: () => Iterable<Sample>,
-  type: 'counter' | 'gauge' = 'counter', aggregator: Aggregator = 'sum'): void {
-  const fill = (metric: Counter | Gauge, set: (labels: Record<string, string>, value: number) => void): void => {
+export function samples(registry: Registry, name: string, help: string, labelNames: readonly string[],
+  read: () => Iterable<Sample> | Promise<Iterable<Sample>>, type: 'counter' | 'gauge' = 'counter', aggregator: Aggregator = 'sum'): void {
+  const fill = async (metric: Counter | Gauge, set: (labels: Record<string, string>, value: number) => void): Promise<void> => {
+    const got = await read();
     metric.reset();
-    for (const sample of read()) {
+    for (const sample of got) {
       const labels: Record<string, string> = {};
       labelNames.forEach((label, i) => { labels[label] = String(sample[i]); });
       set(labels, Number(sample[labelNames.length]));
@@ -159,11 +164,11 @@ function samples(registry: Registry, name: string, help: string, labelNames: rea
   };
   if (type === 'counter') {
     new Counter({ name, help, labelNames, registers: [registry], aggregator, collect(this: Counter) {
-      fill(this, (labels, value) => this.inc(labels, value));
+      return fill(this, (labels, value) => this.inc(labels, value));
     } });
   } else {
     new Gauge({ name, help, labelNames, registers: [registry], aggregator, collect(this: Gauge) {
-      fill(this, (labels, value) => this.set(labels, value));
+      return fill(this, (labels, value) => this.set(labels, value));
     } });
   }
 }

@@ -7,6 +7,8 @@ import net from 'node:net';
 import type tls from 'node:tls';
 import type { ListenAddress } from '../config/types.js';
 import type { AppLogger } from '../log/logger.js';
+import { clientPrefixText } from './client-prefix.js';
+import { IdleOrder, type ConnectionActivity } from './idle-order.js';
 
 /**
  * What the runtime needs of any listener. Shutdown is: stopAccepting() on all (settles when the
@@ -46,25 +48,33 @@ export function boundPort(server: net.Server): number {
 }
 
 /**
- * Connections per source address on one listener. Without it a handful of idle sockets from one
- * host can take every slot of `maxConnections` from everyone else.
+ * Connections per client on one listener. Without it a handful of idle sockets from one host can
+ * take every slot of `maxConnections` from everyone else. `countBy: 'prefix'` counts per /24 (IPv4)
+ * or /56 (IPv6), as the DNS listeners do (issue 14: 11 addresses took all 1000 DoT slots; one
+ * allocation holds many addresses); 'address' counts each address alone (the proxy's tunnels).
  */
 export class ClientSlots {
   private readonly open = new Map<string, number>();
-  constructor(private readonly perClient: number) {}
+  /** Connections refused because their client was at the cap. */
+  refused = 0;
+  constructor(private readonly perClient: number, private readonly countBy: 'address' | 'prefix' = 'address') {}
 
   /**
-   * Counts the connection and releases it on close; false when its address is at the cap. `address`
+   * Counts the connection and releases it on close; false when its client is at the cap. `address`
    * defaults to the socket's peer; the proxy counts CONNECT tunnels by the client that asked for them.
    */
   admit(socket: net.Socket, address = socket.remoteAddress ?? ''): boolean {
-    const n = this.open.get(address) ?? 0;
-    if (n >= this.perClient) return false;
-    this.open.set(address, n + 1);
+    const key = this.countBy === 'prefix' ? clientPrefixText(address) : address;
+    const n = this.open.get(key) ?? 0;
+    if (n >= this.perClient) {
+      this.refused++;
+      return false;
+    }
+    this.open.set(key, n + 1);
     socket.once('close', () => {
-      const left = (this.open.get(address) ?? 1) - 1;
-      if (left <= 0) this.open.delete(address);
-      else this.open.set(address, left);
+      const left = (this.open.get(key) ?? 1) - 1;
+      if (left <= 0) this.open.delete(key);
+      else this.open.set(key, left);
     });
     return true;
   }
@@ -76,6 +86,24 @@ export interface StreamCaps {
 }
 
 /**
+ * What a listener does when it is full: 'refuse' the new connection (the proxy, whose tunnels report
+ * no activity) or 'evict-idlest': close the connection idle longest to make room (DNS: RFC 7766
+ * §6.2.3), refusing only when every connection has a query in flight. 'evict-idlest' also counts
+ * maxConnectionsPerClient per client /24 or /56 instead of per address.
+ */
+export type FullPolicy = 'refuse' | 'evict-idlest';
+
+/** Counters of a stream listener's caps (for metrics). */
+export interface ConnectionCounts {
+  /** Idle connections closed to make room for a new one. */
+  readonly evicted: number;
+  /** New connections refused: their client was at maxConnectionsPerClient. */
+  readonly refusedClientCap: number;
+  /** New connections refused: the listener was full and no connection was idle (or the policy is 'refuse'). */
+  readonly refusedFull: number;
+}
+
+/**
  * The life cycle of a connection-oriented listener (TCP, DoT, DoH; the proxy's later): caps on
  * accept, every raw socket tracked from accept on (so shutdown also reaches connections still in a
  * TLS handshake), stop accepting, then close the rest. Subclasses with sessions of their own (h2)
@@ -84,15 +112,36 @@ export interface StreamCaps {
 export abstract class StreamListener<S extends net.Server> implements Listener {
   private readonly sockets = new Set<net.Socket>();
   private closed: Promise<void> | null = null;
+  private readonly slots: ClientSlots;
+  /** Accepted raw sockets, least recently active first. */
+  private readonly idle = new IdleOrder();
+  private refusedFull = 0;
 
-  protected constructor(readonly name: string, protected readonly server: S, caps: StreamCaps) {
-    server.maxConnections = caps.maxConnections;
-    const slots = new ClientSlots(caps.maxConnectionsPerClient);
+  protected constructor(readonly name: string, protected readonly server: S, caps: StreamCaps, full: FullPolicy = 'refuse') {
+    // Not server.maxConnections: Node would drop the new connection before we could make room for it.
+    this.slots = new ClientSlots(caps.maxConnectionsPerClient, full === 'evict-idlest' ? 'prefix' : 'address');
     server.on('connection', (socket: net.Socket) => {
-      if (!slots.admit(socket)) return void socket.destroy();
+      if (!this.slots.admit(socket)) return void socket.destroy();
+      if (this.idle.size >= caps.maxConnections && (full === 'refuse' || !this.idle.evictIdlest())) {
+        this.refusedFull++;
+        return void socket.destroy();
+      }
+      this.idle.add(socket);
       this.track(socket);
       this.accepted(socket);
     });
+  }
+
+  get connectionCounts(): ConnectionCounts {
+    return { evicted: this.idle.evicted, refusedClientCap: this.slots.refused, refusedFull: this.refusedFull };
+  }
+
+  /**
+   * Where a transport reports requests beginning and ending on a connection (the raw socket, or a
+   * TLS socket or h2 session socket over it), so that a busy connection is never the one evicted.
+   */
+  protected activityOf(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): ConnectionActivity {
+    return this.idle.activityOf(socket);
   }
 
   /** A connection that passed the caps (for TLS: before its handshake). */

@@ -38,6 +38,32 @@ export interface UpstreamOptions {
    */
   maxOutstanding?: number;
   maxOutstandingPerUpstream?: number;
+  /**
+   * dns.caseRandomization (0x20, Unbound's use-caps-for-id): random letter case in each plain-UDP question;
+   * a reply must echo it exactly, else it is dropped as forged and counted. A reply that matches only
+   * case-insensitively also sends the query once more without 0x20 (first acceptable answer wins); an
+   * upstream whose 0x20 query then never got an exact echo, CASE_STRIKES times in a row, gets no 0x20 for
+   * CASE_OFF_MS (Unbound's caps fallback).
+   */
+  caseRandomization?: boolean;
+}
+
+/** Plain-query retries in a row (no exact-case answer between) before an upstream is taken to not echo case. */
+export const CASE_STRIKES = 3;
+export const CASE_OFF_MS = 10 * 60_000;
+
+/** Per upstream: whether it echoes the question's case, as far as we know. */
+class CaseEcho {
+  strikes = 0;
+  offUntil = 0;
+  mismatches = 0;
+  answered(echoed: boolean, now: number): void {
+    if (echoed) this.strikes = 0;
+    else if (++this.strikes >= CASE_STRIKES) {
+      this.strikes = 0;
+      this.offUntil = now + CASE_OFF_MS;
+    }
+  }
 }
 
 export const DEFAULT_MAX_OUTSTANDING = 1000;
@@ -50,6 +76,8 @@ export interface UpstreamStats {
   /** Queries answered SERVFAIL at once because of the total or every per-upstream cap. */
   readonly overCapServfails: number;
   readonly upstreams: readonly UpstreamHealthView[];
+  /** Per upstream, with dns.caseRandomization on: 0x20 in use now, and replies dropped for a case mismatch. */
+  readonly caseRandomization: readonly { readonly upstream: string; readonly active: boolean; readonly mismatches: number }[];
 }
 
 interface Pending {
@@ -58,6 +86,8 @@ interface Pending {
   readonly resolve: (reply: Buffer) => void;
   readonly reject: (err: Error) => void;
   readonly timer: NodeJS.Timeout;
+  /** 0x20: called for a reply whose question matches only case-insensitively (dropped); undefined: case not checked. */
+  readonly onCaseMismatch: (() => void) | undefined;
 }
 
 interface PooledSocket {
@@ -70,7 +100,7 @@ interface PooledSocket {
   retired: boolean;
 }
 
-interface Target { readonly cfg: UpstreamConfig; readonly pool: PooledSocket[]; readonly health: UpstreamHealth }
+interface Target { readonly cfg: UpstreamConfig; readonly pool: PooledSocket[]; readonly health: UpstreamHealth; readonly caseEcho: CaseEcho }
 
 const RETRY_RCODES: Record<number, string> = { 2: 'SERVFAIL', 5: 'REFUSED' };
 
@@ -100,7 +130,7 @@ export class UpstreamClient {
 
   constructor(upstreams: readonly UpstreamConfig[], private readonly opts: UpstreamOptions) {
     if (upstreams.length === 0) throw new Error('UpstreamClient needs at least one upstream');
-    this.targets = upstreams.map((cfg) => ({ cfg, pool: [], health: new UpstreamHealth(cfg.text) }));
+    this.targets = upstreams.map((cfg) => ({ cfg, pool: [], health: new UpstreamHealth(cfg.text), caseEcho: new CaseEcho() }));
     this.socketCount = opts.udpSockets ?? 1;
     this.socketUses = opts.udpSocketUses ?? 1;
     this.maxOutstanding = opts.maxOutstanding ?? DEFAULT_MAX_OUTSTANDING;
@@ -113,6 +143,8 @@ export class UpstreamClient {
       outstanding: this.outstanding,
       overCapServfails: this.overCapServfails,
       upstreams: this.targets.map((t) => t.health.view(now)),
+      caseRandomization: this.opts.caseRandomization !== true ? [] : this.targets.map((t) => ({
+        upstream: t.cfg.text, active: t.cfg.proto === 'udp' && now >= t.caseEcho.offUntil, mismatches: t.caseEcho.mismatches })),
     };
   }
 
@@ -217,7 +249,45 @@ export class UpstreamClient {
     return this.streamTry(cfg, query, q, false); // TC=1: the full answer only comes over TCP
   }
 
+  /** A UDP try, with 0x20 when dns.caseRandomization is on and this upstream is known to echo case (or not known not to). */
   private udpTry(target: Target, query: Buffer, q: Query): Promise<Buffer> {
+    const echo = target.caseEcho;
+    if (this.opts.caseRandomization !== true || performance.now() < echo.offUntil) return this.udpSend(target, query, q, undefined);
+    const asked = randomizeCase(query, q.questionEnd);
+    return new Promise<Buffer>((resolve, reject) => {
+      let done = false;
+      let failed = 0;
+      let retried = false;
+      const win = (reply: Buffer): void => {
+        if (done) return;
+        done = true;
+        // nothing above sees our random case: the client's question goes back in
+        query.copy(reply, HEADER_SIZE, HEADER_SIZE, q.questionEnd);
+        resolve(reply);
+      };
+      const lose = (err: unknown): void => {
+        if (done || ++failed < (retried ? 2 : 1)) return;
+        done = true;
+        reject(err);
+      };
+      // The 0x20 query keeps waiting even after the plain retry answered: its exact echo, whenever it comes,
+      // shows the upstream keeps case (so forged replies alone never turn 0x20 off); only its silence counts.
+      this.udpSend(target, asked, q, () => {
+        echo.mismatches++;
+        if (retried) return;
+        retried = true;
+        this.udpSend(target, query, q, undefined).then(win, lose);
+      }).then((reply) => {
+        echo.answered(true, performance.now());
+        win(reply);
+      }, (err: unknown) => {
+        if (retried) echo.answered(false, performance.now());
+        lose(err);
+      });
+    });
+  }
+
+  private udpSend(target: Target, query: Buffer, q: Query, onCaseMismatch: (() => void) | undefined): Promise<Buffer> {
     const pooled = this.pickSocket(target);
     let id = randomId();
     while (pooled.pending.has(id)) id = randomId();
@@ -229,7 +299,7 @@ export class UpstreamClient {
         this.releaseIfDone(pooled);
         reject(new UpstreamError(target.cfg.text, 'timeout', `no answer over udp within ${this.opts.timeoutMs} ms`));
       }, this.opts.timeoutMs);
-      pooled.pending.set(id, { sent, questionEnd: q.questionEnd, resolve, reject, timer });
+      pooled.pending.set(id, { sent, questionEnd: q.questionEnd, resolve, reject, timer, onCaseMismatch });
       const fail = (err: Error): void => this.settle(pooled, id, null,
         new UpstreamError(target.cfg.text, 'network', err.message, { cause: err }));
       const send = (): void => {
@@ -280,6 +350,11 @@ export class UpstreamClient {
     const p = pooled.pending.get(msg.readUInt16BE(0));
     // A wrong ID or question is a stale or spoofed reply: ignore it and keep waiting for the real one.
     if (p === undefined || !sameQuestion(msg, p.sent, p.questionEnd)) return;
+    // 0x20: the case we chose was not echoed, so whoever sent this did not see our query (or the upstream ignores case)
+    if (p.onCaseMismatch !== undefined && !msg.subarray(HEADER_SIZE, p.questionEnd).equals(p.sent.subarray(HEADER_SIZE, p.questionEnd))) {
+      p.onCaseMismatch();
+      return;
+    }
     this.settle(pooled, msg.readUInt16BE(0), msg, null);
   }
 
@@ -379,6 +454,28 @@ function sameQuestion(reply: Buffer, sent: Buffer, questionEnd: number): boolean
     if (a !== b && ((a | 0x20) !== (b | 0x20) || (a | 0x20) < 0x61 || (a | 0x20) > 0x7a)) return false;
   }
   return true;
+}
+
+/** Random bytes for 0x20, drawn in batches from the CSPRNG like the IDs. */
+const casePool = new Uint8Array(4096);
+let caseNext = casePool.length;
+
+/**
+ * A copy of `query` with every letter of its question name in random case. Label length bytes (0–63) and
+ * the type/class after the name are never letters, so the bytes can be walked without parsing labels.
+ */
+function randomizeCase(query: Buffer, questionEnd: number): Buffer {
+  const out = Buffer.from(query);
+  for (let i = HEADER_SIZE; i < questionEnd - 4; i++) {
+    const lower = out[i]! | 0x20;
+    if (lower < 0x61 || lower > 0x7a) continue;
+    if (caseNext === casePool.length) {
+      randomFillSync(casePool);
+      caseNext = 0;
+    }
+    out[i] = (casePool[caseNext++]! & 1) === 0 ? lower : lower & ~0x20;
+  }
+  return out;
 }
 
 function asUpstreamError(upstream: string, err: unknown): UpstreamError {

@@ -132,7 +132,8 @@ function rateLimiterFor(cfg: RateLimitConfig, running: ResponseRateLimiter | und
 }
 
 function sameUpstreams(a: Config, b: Config): boolean {
-  return JSON.stringify([a.dns.upstreams, a.dns.timeoutMs]) === JSON.stringify([b.dns.upstreams, b.dns.timeoutMs]);
+  const key = (c: Config): string => JSON.stringify([c.dns.upstreams, c.dns.timeoutMs, c.dns.caseRandomization]);
+  return key(a) === key(b);
 }
 
 function newUpstream(config: Config, log: AppLogger, observer?: GenerationObserver): UpstreamClient {
@@ -141,6 +142,7 @@ function newUpstream(config: Config, log: AppLogger, observer?: GenerationObserv
   const failures = new Map(dns.upstreams.map((u) => [u.text, new Throttle(5000)]));
   return new UpstreamClient(dns.upstreams, {
     timeoutMs: dns.timeoutMs,
+    caseRandomization: dns.caseRandomization,
     onTry: (name, ok, durationMs, err) => {
       observer?.upstreamTry?.(name, ok, durationMs);
       const count = ok ? 0 : failures.get(name)?.hit() ?? 1;

@@ -16,6 +16,7 @@ import type { ListStatus as KeptList } from '../lists/list-keeper.js';
 import { isUrlSource } from '../lists/source.js';
 import { AdminServer, type AdminHooks, type CheckRequest, type Readiness } from '../admin/server.js';
 import { MetricsRegistry, type ListStatus, type Sample, type UdpBatchCounters } from '../metrics/registry.js';
+import type { HostileLoadSnapshot } from '../metrics/hostile-load.js';
 import { ConfigError } from '../errors.js';
 import { PACKAGE_ROOT } from '../config/default.js';
 
@@ -39,6 +40,7 @@ export interface ObservedRuntime {
   certRejections?(): Iterable<Sample>;
   accessRefusals?(): Iterable<Sample>;
   udpBatch?(): UdpBatchCounters | null;
+  hostileLoad?(): Promise<HostileLoadSnapshot>;
 }
 
 export interface ObservabilityHooks {
@@ -82,6 +84,7 @@ export class Observability {
       blockLog: () => ({ written: view().blockLog.written, suppressed: view().blockLog.suppressedTotal }),
       udpBatch: () => view().udpBatch?.() ?? null,
       ready: () => this.readiness().ready,
+      hostileLoad: () => this.observed?.hostileLoad?.() ?? Promise.resolve(null),
     }, { version: packageVersion(), ...(opts.processMetrics === undefined ? {} : { processMetrics: opts.processMetrics }) });
   }
 

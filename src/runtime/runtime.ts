@@ -21,7 +21,8 @@ import { TcpTransport } from '../dns/transports/tcp.js';
 import { DotTransport } from '../dns/transports/dot.js';
 import { DohTransport } from '../dns/transports/doh.js';
 import type { CertIdentity } from '../net/peer.js';
-import type { Listener } from '../net/listener.js';
+import { StreamListener, type Listener } from '../net/listener.js';
+import type { HostileLoadSnapshot } from '../metrics/hostile-load.js';
 import { BlockLog } from '../log/block-log.js';
 import { RefusedClients } from '../log/refused-clients.js';
 import { CertRejections, rejectionReason } from '../identity/cert-rejections.js';
@@ -126,6 +127,7 @@ export class Runtime {
       // access refusals are the DNS pipeline's 'refused' result (the proxy's 'refused' also counts other refusals)
       accessRefusals: () => DNS_PROTOS.map((proto) => [proto, this.pipeline.stats.get(proto, 'refused')] as const),
       udpBatch: () => this.udpBatchStats(),
+      hostileLoad: () => this.hostileLoad(),
     });
   }
 
@@ -239,6 +241,22 @@ export class Runtime {
       rateLimitSlipped: limiter.slipped,
       kernelReceiveDrops: await kernelUdpDrops(this.ports.udp),
     };
+  }
+
+  /** Everything issue 14's defences count, for /metrics (metrics/hostile-load.ts). */
+  async hostileLoad(): Promise<HostileLoadSnapshot> {
+    const { rateLimitDropped, rateLimitSlipped, kernelReceiveDrops } = await this.udpStats();
+    const connections = new Map<string, { proto: string; evicted: number; refusedClientCap: number; refusedFull: number }>();
+    for (const { listener } of this.listeners) {
+      const proto = listener instanceof TcpTransport ? 'tcp' : listener instanceof DotTransport ? 'dot' : listener instanceof DohTransport ? 'doh' : null;
+      if (proto === null || !(listener instanceof StreamListener)) continue;
+      const c = listener.connectionCounts;
+      const sum = connections.get(proto) ?? { proto, evicted: 0, refusedClientCap: 0, refusedFull: 0 };
+      connections.set(proto, { proto, evicted: sum.evicted + c.evicted, refusedClientCap: sum.refusedClientCap + c.refusedClientCap,
+        refusedFull: sum.refusedFull + c.refusedFull });
+    }
+    return { rateLimit: { dropped: rateLimitDropped, slipped: rateLimitSlipped }, kernelReceiveDrops,
+      upstream: this.upstreamStats(), connections: [...connections.values()] };
   }
 
   /** Actual ports, in the order of dns.listen (useful when the config asked for port 0). */

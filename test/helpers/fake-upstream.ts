@@ -51,6 +51,15 @@ export interface FakeUpstreamOptions {
   /** Send a reply with the right ID and question but from another port (answer 203.0.113.66) before the real one. */
   spoofFromOtherPort?: boolean;
   delayMs?: number;
+  /** Echo the question lowercased (an upstream that does not keep 0x20 case). */
+  lowercaseQuestion?: boolean;
+  /**
+   * When the question has capitals (0x20): first send a forged reply (203.0.113.66) with the right ID but the
+   * question lowercased, as an off-path attacker who guessed ID and port but not the case would.
+   */
+  caseSpoof?: boolean;
+  /** Per question name (as received): a delay in ms instead of delayMs; undefined falls back to delayMs. */
+  delayFor?: (name: string) => number | undefined;
   /** Answer every query with this rcode and nothing else. */
   rcode?: number;
   /** Never put an OPT in a reply (a pre-EDNS server). */
@@ -152,6 +161,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     if (custom) return { reply: custom, request };
     const res = Packet.createResponseFromRequest(request);
     res.header.ra = 1;
+    if (opts.lowercaseQuestion) res.questions = res.questions.map((q) => ({ ...q, name: q.name.toLowerCase() }));
     const opt = request.additionals.find((r) => r.type === 41);
     if (opt && !opts.ignoreEdns) res.additionals.push(Packet.Resource.EDNS([], { udpPayloadSize: 1232, doFlag: !!opt.doFlag }));
     if (opts.rcode !== undefined) {
@@ -168,17 +178,19 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     return { reply: res.toBuffer(), request };
   };
 
-  const bogus = (request: DnsPacket, change: 'id' | 'question' | 'none'): Buffer => {
+  const bogus = (request: DnsPacket, change: 'id' | 'question' | 'case' | 'none'): Buffer => {
     const res = Packet.createResponseFromRequest(request);
     res.header.ra = 1;
+    if (change === 'case') res.questions = res.questions.map((q) => ({ ...q, name: q.name.toLowerCase() }));
     if (change === 'id') res.header.id = (request.header.id + 1) & 0xffff;
     if (change === 'question') res.questions = [{ ...request.questions[0]!, name: 'spoofed.invalid' } as DnsPacket['questions'][number]];
     res.answers = [toResource({ type: 'A', data: '203.0.113.66', ttl: 9999 }, res.questions[0]!.name)];
     return res.toBuffer();
   };
 
-  const later = (fn: () => void): void => {
-    if (opts.delayMs) setTimeout(fn, opts.delayMs);
+  const later = (fn: () => void, name = ''): void => {
+    const ms = opts.delayFor?.(name) ?? opts.delayMs;
+    if (ms) setTimeout(fn, ms);
     else fn();
   };
 
@@ -192,9 +204,11 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       if (opts.spoofFromOtherPort) spoofer.send(bogus(result.request, 'none'), rinfo.port, rinfo.address);
       if (opts.wrongId) send(bogus(result.request, 'id'));
       if (opts.wrongQuestion) send(bogus(result.request, 'question'));
+      const caseSpoofed = opts.caseSpoof === true && /[A-Z]/.test(result.request.questions[0]?.name ?? '');
+      if (caseSpoofed) send(bogus(result.request, 'case'));
       // Let the bogus replies land first, as an off-path attacker racing the real answer would hope.
-      setTimeout(() => send(result.reply), opts.wrongId || opts.wrongQuestion || opts.spoofFromOtherPort ? 20 : 0);
-    });
+      setTimeout(() => send(result.reply), opts.wrongId || opts.wrongQuestion || opts.spoofFromOtherPort || caseSpoofed ? 20 : 0);
+    }, result.request.questions[0]?.name);
   };
 
   const onConnection = (socket: Socket): void => {

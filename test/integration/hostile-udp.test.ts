@@ -5,6 +5,7 @@
  * socket are counted.
  */
 import t from 'tap';
+import { scrape } from '../helpers/metrics.js';
 import dgram from 'node:dgram';
 import { execFile } from 'node:child_process';
 import dns2 from 'dns2';
@@ -55,6 +56,7 @@ const config = (extra = ''): string => `
 dns:
   listen: ["127.0.0.1:0"]
   upstreams: ["${up.config.text}"]${extra}
+admin: { listen: "127.0.0.1:0" }
 `;
 
 async function server(t: { teardown(fn: () => unknown): void }, extra = ''): Promise<Started> {
@@ -141,6 +143,9 @@ t.test('finding 2: a flooding /24 is held to dns.rateLimit, every 2nd excess ans
   t.equal(stats.rateLimitSlipped, got.truncated, `${got.truncated} TC=1 answers, each counted`);
   t.ok(Math.abs(stats.rateLimitDropped - stats.rateLimitSlipped) <= 1, `as many dropped (${stats.rateLimitDropped}): slip 2`);
   t.ok(got.full + stats.rateLimitSlipped + stats.rateLimitDropped > 1500, 'the limiter saw (nearly) the whole flood');
+  const m = await scrape(s.runtime.adminPort);
+  t.equal(m.value('appfence_rate_limit_responses_total', { action: 'slipped' }), stats.rateLimitSlipped, '/metrics: slips');
+  t.equal(m.value('appfence_rate_limit_responses_total', { action: 'dropped' }), stats.rateLimitDropped, '/metrics: drops');
   const bare = await sendRaw(s.server, buildQuery({ name: 'www.example.org', type: 'A' }), 'udp', `${FLOOD_NET}.77`);
   if (bare !== null && (bare.readUInt16BE(2) & TC) !== 0) {
     t.equal(bare.readUInt16BE(6) + bare.readUInt16BE(8) + bare.readUInt16BE(10), 0, 'a slip is header and question only');
@@ -176,6 +181,8 @@ t.test('finding 3: 4 MiB socket buffers by default; the kernel\'s receive-queue 
   t.ok(after.kernelReceiveDrops !== null && after.kernelReceiveDrops > 0, `${after.kernelReceiveDrops} drops counted`);
   t.ok(answered < 3000, `${answered} of 3000 answered`);
   t.ok(after.kernelReceiveDrops! >= 3000 - answered - 50, 'the drops account for the missing answers');
+  const scraped = (await scrape(s.runtime.adminPort)).value('appfence_udp_receive_drops_total') ?? -1;
+  t.ok(scraped >= after.kernelReceiveDrops!, `/metrics: ${scraped} kernel drops`);
 
   const d = await server(t);
   const ss = await new Promise<string>((resolve, reject) => execFile('ss', ['-u', '-a', '-n', '-m', `sport = :${d.port}`],

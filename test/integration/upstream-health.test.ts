@@ -4,6 +4,7 @@
  * preferred, and the caps on outstanding queries answer SERVFAIL at once instead of opening sockets.
  */
 import t from 'tap';
+import { scrape } from '../helpers/metrics.js';
 import { UpstreamError } from '../../src/errors.js';
 import { UpstreamClient, type UpstreamOptions } from '../../src/resolver/upstream.js';
 import { BACKOFF_BASE_MS, FAILURES_TO_BACK_OFF } from '../../src/resolver/upstream-health.js';
@@ -146,6 +147,7 @@ dns:
   listen: ["127.0.0.1:0"]
   upstreams: ["${dead.config.text}", "${good.config.text}"]
   timeoutMs: 500
+admin: { listen: "127.0.0.1:0" }
 `);
   t.teardown(() => s.close());
   for (let i = 0; i < FAILURES_TO_BACK_OFF; i++) await query({ server: s.server, proto: 'udp', name: `warm${i}.example.org`, type: 'A', timeoutMs: 2000 });
@@ -157,4 +159,38 @@ dns:
   const ms = performance.now() - started;
   t.ok(ms < 10 * 250, `10 cache misses in ${ms.toFixed(0)} ms, not 10 × 500 ms`);
   t.match(s.runtime.upstreamStats().upstreams[0], { state: 'backoff' });
+
+  const m = await scrape(s.runtime.adminPort);
+  t.equal(m.value('appfence_upstream_state', { upstream: dead.config.text, state: 'backoff' }), 1, '/metrics: the dead one is in backoff');
+  t.equal(m.value('appfence_upstream_state', { upstream: good.config.text, state: 'healthy' }), 1, '/metrics: the good one is healthy');
+  t.ok((m.value('appfence_upstream_failures_total', { upstream: dead.config.text }) ?? 0) >= FAILURES_TO_BACK_OFF, 'its failures are counted');
+  t.ok((m.value('appfence_upstream_backoff_seconds', { upstream: dead.config.text }) ?? -1) >= 0, 'backoff time left is exposed');
+  const srtt = m.value('appfence_upstream_srtt_seconds', { upstream: good.config.text }) ?? -1;
+  t.ok(srtt > 0 && srtt < 0.5, `the good one's smoothed RTT: ${srtt} s`);
+  t.equal(m.value('appfence_upstream_srtt_seconds', { upstream: dead.config.text }), undefined, 'none for one that never answered');
+  t.equal(m.value('appfence_upstream_outstanding_queries'), 0);
+  t.equal(m.value('appfence_upstream_overload_servfails_total'), 0);
+});
+
+t.test('through the server: SERVFAILs past the outstanding cap are scraped from /metrics', async (t) => {
+  const dead = await fake(t, { silent: true });
+  const s = await startServer(`
+dns:
+  listen: ["127.0.0.1:0"]
+  upstreams: ["${dead.config.text}"]
+  timeoutMs: 3000
+admin: { listen: "127.0.0.1:0" }
+`);
+  t.teardown(() => s.close());
+  // the runtime's caps are the defaults (1000 / 500): shrink them on the client it built
+  const upstream = s.runtime.generation.upstream as unknown as { maxPerUpstream: number };
+  upstream.maxPerUpstream = 2;
+  const answers = Promise.all(Array.from({ length: 5 }, (_, i) =>
+    query({ server: s.server, proto: 'udp', name: `cap${i}.example.org`, type: 'A', timeoutMs: 6000 }).catch(() => null)));
+  await new Promise((r) => setTimeout(r, 500));
+  const m = await scrape(s.runtime.adminPort);
+  t.equal(m.value('appfence_upstream_outstanding_tries', { upstream: dead.config.text }), 2, 'two tries wait on the dead upstream');
+  t.equal(m.value('appfence_upstream_over_cap_skips_total', { upstream: dead.config.text }), 3, 'three were not sent to it');
+  t.equal(m.value('appfence_upstream_overload_servfails_total'), 3, 'and answered SERVFAIL at once');
+  await answers;
 });

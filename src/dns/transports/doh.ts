@@ -13,6 +13,7 @@ import type { ListenAddress } from '../../config/types.js';
 import type { CertIdentity } from '../../net/peer.js';
 import type { AppLogger } from '../../log/logger.js';
 import { listenOn, StreamListener } from '../../net/listener.js';
+import type { ConnectionActivity } from '../../net/idle-order.js';
 import { HANDSHAKE_TIMEOUT_MS, swapSecureContext } from '../../net/tls-server.js';
 import type { DnsPipeline, DnsPeer } from '../pipeline.js';
 import { readAnswer } from '../../wire/answer.js';
@@ -42,12 +43,14 @@ const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
 export class DohTransport extends StreamListener<http2.Http2SecureServer> {
   /** One Peer per connection (an h2 session or an HTTP/1.1 socket), so requests allocate none. */
   private readonly peers = new WeakMap<object, DnsPeer>();
+  /** Per connection too: requests begin and end on it, so a connection with one open is never evicted. */
+  private readonly activities = new WeakMap<object, ConnectionActivity>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private draining = false;
 
   private constructor(name: string, server: http2.Http2SecureServer, private readonly pipeline: DnsPipeline,
     private readonly opts: DohOptions, private readonly log: AppLogger) {
-    super(name, server, opts);
+    super(name, server, opts, 'evict-idlest');
   }
 
   static listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, opts: DohOptions, log: AppLogger): Promise<DohTransport> {
@@ -103,6 +106,16 @@ export class DohTransport extends StreamListener<http2.Http2SecureServer> {
   }
 
   private serve(req: Request, res: Response): void {
+    const activity = this.connectionActivity(req);
+    activity.begin();
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      activity.end();
+    };
+    res.once('finish', end);
+    res.once('close', end);
     const url = req.url ?? '';
     const q = url.indexOf('?');
     if ((q < 0 ? url : url.slice(0, q)) !== PATH) return this.fail(req, res, 404);
@@ -189,6 +202,17 @@ export class DohTransport extends StreamListener<http2.Http2SecureServer> {
     res.end();
     // RFC 9113 §8.1: a complete response, then RST_STREAM(NO_ERROR) tells the client to stop sending.
     if (unread && 'stream' in req) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  }
+
+  private connectionActivity(req: Request): ConnectionActivity {
+    const conn: object | undefined = 'stream' in req ? req.stream.session : req.socket;
+    let activity = conn === undefined ? undefined : this.activities.get(conn);
+    if (activity === undefined) {
+      // h2: the session's socket is a proxy of the TLSSocket; its peer address and port find the raw socket
+      activity = this.activityOf(('stream' in req ? req.stream.session?.socket : req.socket) ?? {});
+      if (conn !== undefined) this.activities.set(conn, activity);
+    }
+    return activity;
   }
 
   /** The Peer of the request's connection, made on its first request: address and certificate identity. */

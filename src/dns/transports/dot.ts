@@ -22,7 +22,7 @@ export interface DotOptions extends StreamOptions {
 
 export class DotTransport extends StreamListener<tls.Server> {
   private constructor(name: string, server: tls.Server, opts: DotOptions) {
-    super(name, server, opts);
+    super(name, server, opts, 'evict-idlest');
   }
 
   static listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, opts: DotOptions, log: AppLogger): Promise<DotTransport> {
@@ -31,7 +31,7 @@ export class DotTransport extends StreamListener<tls.Server> {
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       const address = socket.remoteAddress;
       if (address === undefined) return void socket.destroy();
-      serveStream(socket, { address, proto: 'dot', cert: opts.identify(socket) }, pipeline, opts, log);
+      serveStream(socket, { address, proto: 'dot', cert: opts.identify(socket) }, pipeline, opts, log, transport.activityOf(socket));
     });
     // failed handshakes (no or bad certificate with clientCerts.require, scanners) concern that client only
     server.on('tlsClientError', (err, socket) => {

@@ -8,6 +8,7 @@
 import type { Socket } from 'node:net';
 import type { AppLogger } from '../../log/logger.js';
 import type { DnsPipeline, DnsPeer } from '../pipeline.js';
+import type { ConnectionActivity } from '../../net/idle-order.js';
 
 export interface StreamOptions {
   readonly idleTimeoutMs: number;
@@ -19,7 +20,9 @@ const MAX_UNSENT_BYTES = 256 * 1024;
 /** After our FIN, how long a peer may keep its half of the connection (and its connection slot). */
 const CLOSE_GRACE_MS = 2000;
 
-export function serveStream(socket: Socket, peer: DnsPeer, pipeline: DnsPipeline, opts: StreamOptions, log: AppLogger): void {
+/** `activity` learns when each query begins and ends, so a full listener never evicts a connection waiting on an answer. */
+export function serveStream(socket: Socket, peer: DnsPeer, pipeline: DnsPipeline, opts: StreamOptions, log: AppLogger,
+  activity: ConnectionActivity): void {
   let pending: Buffer | null = null;
   let inFlight = 0;
   let peerEnded = false;
@@ -39,6 +42,7 @@ export function serveStream(socket: Socket, peer: DnsPeer, pipeline: DnsPipeline
 
   const write = (bytes: Buffer | null): void => {
     inFlight--;
+    activity.end();
     idle.refresh();
     if (bytes !== null && !socket.destroyed && socket.writable) {
       const framed = Buffer.allocUnsafe(bytes.length + 2);
@@ -53,6 +57,7 @@ export function serveStream(socket: Socket, peer: DnsPeer, pipeline: DnsPipeline
 
   const dispatch = (frame: Buffer): void => {
     inFlight++;
+    activity.begin();
     try {
       const out = pipeline.handle(frame, peer);
       if (out === null || Buffer.isBuffer(out)) write(out);

@@ -16,7 +16,7 @@ export interface TcpOptions extends StreamOptions {
 export class TcpTransport extends StreamListener<net.Server> {
   private constructor(name: string, server: net.Server, private readonly pipeline: DnsPipeline, private readonly opts: TcpOptions,
     private readonly log: AppLogger) {
-    super(name, server, opts);
+    super(name, server, opts, 'evict-idlest');
   }
 
   static listen(name: string, addr: ListenAddress, pipeline: DnsPipeline, opts: TcpOptions, log: AppLogger): Promise<TcpTransport> {
@@ -27,6 +27,6 @@ export class TcpTransport extends StreamListener<net.Server> {
   protected accepted(socket: net.Socket): void {
     const address = socket.remoteAddress;
     if (address === undefined) return void socket.destroy();
-    serveStream(socket, { address, proto: 'tcp' }, this.pipeline, this.opts, this.log);
+    serveStream(socket, { address, proto: 'tcp' }, this.pipeline, this.opts, this.log, this.activityOf(socket));
   }
 }
