@@ -38,7 +38,8 @@ export interface HostileLoadSnapshot {
 const STATES = ['healthy', 'backoff', 'probing'] as const;
 
 // With dns.workers the primary combines workers' values (pool-admin.ts): per-upstream health takes the
-// average RTT and the worst state; everything counted adds up.
+// average RTT; a state, consecutive failures and backoff read 1 / the most when any worker has them;
+// everything counted adds up.
 export function registerHostileLoadMetrics(r: Registry, read: () => Promise<HostileLoadSnapshot | null>): void {
   // every family's collect() starts in the same turn of a scrape: they share one snapshot
   let shared: Promise<HostileLoadSnapshot | null> | null = null;
