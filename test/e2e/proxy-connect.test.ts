@@ -4,6 +4,7 @@
 // identified by its device certificate (via "cert", device CN in the block log).
 import t from 'tap';
 import net from 'node:net';
+import tls from 'node:tls';
 import { readFileSync, copyFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.j
 import { startServer, type Started } from '../helpers/start-server.js';
 import { startOrigin, startStalledListener, startTarget, type Origin, type Target } from '../helpers/origin.js';
 import { curl, rawExchange } from '../helpers/curl.js';
+import { loadConfig } from '../../src/config/load.js';
 
 const MANAGED = '127.0.10.8';
 const HOTEL = '127.0.20.8';
@@ -167,4 +169,44 @@ t.test('TLS proxy: a device certificate identifies the laptop at a hotel (via "c
   t.match(fake.body, 'Origin page');
   const pac = await curl(['--cacert', pki.serverCa.cert, `https://127.0.0.1:${tlsPort}/proxy.pac`]);
   t.match(pac.body, `HTTPS 127.0.0.1:${tlsPort}`);
+});
+
+t.test('a reload swaps the TLS proxy\'s server certificate for new connections; an open tunnel keeps running', async (t) => {
+  const renewed = await pki.device({ cn: 'proxy renewed', clientAuth: false });
+  const open = (): Promise<tls.TLSSocket> => new Promise((resolve, reject) => {
+    const s = tls.connect({ port: tlsPort, host: '127.0.0.1', localAddress: HOTEL, rejectUnauthorized: false }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const subject = (s: tls.TLSSocket) => s.getPeerCertificate().subject.CN;
+  /** Sends `bytes` on `s` and waits until `expect` came back through the tunnel. */
+  const echo = (s: tls.TLSSocket, bytes: string, expect: string, got: { text: string }) => new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${expect}; got ${JSON.stringify(got.text)}`)), 3000);
+    const check = () => { if (got.text.includes(expect)) { clearTimeout(timer); s.off('data', check); resolve(); } };
+    s.on('data', check);
+    s.write(bytes);
+  });
+
+  const old = await open();
+  t.equal(subject(old), 'localhost', 'certificate A before the reload');
+  const received = { text: '' };
+  old.on('data', (c: Buffer) => { received.text += c.toString('latin1'); });
+  await echo(old, `CONNECT target.example.org:${target.port} HTTP/1.1\r\nHost: x\r\n\r\nbefore\n`, 'before\n', received);
+  t.match(received.text, /^HTTP\/1\.1 200 Connection Established\r\n\r\nhello from target\n/);
+
+  copyFileSync(renewed.cert, join(srv.dir, 'server.pem'));
+  copyFileSync(renewed.key, join(srv.dir, 'server-key.pem'));
+  t.equal(await srv.runtime.reload(() => loadConfig(join(srv.dir, 'appfence.yaml'))), null);
+  const fresh = await open();
+  t.equal(subject(fresh), 'proxy renewed', 'certificate B on a connection made after the reload');
+  fresh.destroy();
+  const pac = await curl(['-k', '-v', `https://127.0.0.1:${tlsPort}/proxy.pac`]);
+  t.match(pac.stderr, /subject: CN=proxy renewed/, 'curl sees certificate B too');
+
+  await echo(old, 'after the reload\n', 'before\nafter the reload\n', received);
+  t.equal(subject(old), 'localhost', 'the open tunnel still runs on its TLS session with certificate A');
+  old.destroy();
+
+  copyFileSync(pki.server.cert, join(srv.dir, 'server.pem'));
+  copyFileSync(pki.server.key, join(srv.dir, 'server-key.pem'));
+  t.equal(await srv.runtime.reload(() => loadConfig(join(srv.dir, 'appfence.yaml'))), null);
 });
