@@ -174,7 +174,7 @@ t.test('TLS proxy: a device certificate identifies the laptop at a hotel (via "c
 t.test('a reload swaps the TLS proxy\'s server certificate for new connections; an open tunnel keeps running', async (t) => {
   const renewed = await pki.device({ cn: 'proxy renewed', clientAuth: false });
   const open = (): Promise<tls.TLSSocket> => new Promise((resolve, reject) => {
-    const s = tls.connect({ port: tlsPort, host: '127.0.0.1', localAddress: HOTEL, rejectUnauthorized: false }, () => resolve(s));
+    const s = tls.connect({ socket: net.connect({ port: tlsPort, host: '127.0.0.1', localAddress: HOTEL }), rejectUnauthorized: false }, () => resolve(s));
     s.once('error', reject);
   });
   const subject = (s: tls.TLSSocket) => s.getPeerCertificate().subject.CN;

@@ -211,3 +211,19 @@ t.test('query lines follow groups.<g>.logQueries over log.queries, as DNS query 
   path = srv.writeConfig(yaml());
   t.equal(await srv.runtime.reload(() => loadConfig(path)), null);
 });
+
+t.test('bodiless requests (the undici path): HEAD, the path sent as written, Connection: close honoured', async (t) => {
+  const head = await via(GUEST, `http://allowed.example.org:${origin.port}/head`, '-I');
+  t.equal(head.status, 200);
+  t.notMatch(head.body, /<html|Origin page/, 'no body on HEAD');
+  t.ok(Number(head.headers['content-length']) > 0, 'the origin\'s content-length is passed on');
+  t.equal(origin.seen.at(-1)!.method, 'HEAD');
+  await via(GUEST, `http://allowed.example.org:${origin.port}/a/../b;p?x=1#frag`, '--path-as-is');
+  t.equal(origin.seen.at(-1)!.url, '/a/../b;p?x=1', 'no dot-segment rewriting, no fragment');
+  const port = srv.runtime.ports.proxy[0]!;
+  const raw = await rawExchange(port, `GET http://allowed.example.org:${origin.port}?only HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, GUEST);
+  t.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
+  t.match(raw, /\r\nconnection: close\r\n/i, 'the client asked to close: told so, and closed (rawExchange saw the end)');
+  t.equal(origin.seen.at(-1)!.url, '/?only');
+  t.notMatch(raw, /keep-alive: timeout/i);
+});
