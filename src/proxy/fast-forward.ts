@@ -26,7 +26,8 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
 
 /** `http://host[:port]/p?q#f` → `/p?q`, the path as the legacy URL parser under http-proxy sends it. */
 export function originForm(url: string): string {
-  const start = url.indexOf('//') + 2;
+  // already origin-form (never from a proxy client, whose request line the handler checked)
+  const start = url.startsWith('/') ? 0 : url.indexOf('//') + 2;
   const hash = url.indexOf('#', start);
   const end = hash < 0 ? url.length : hash;
   let i = start;
@@ -44,6 +45,9 @@ export function hasNoBody(req: http.IncomingMessage): boolean {
 class ResponseRelay implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private settled = false;
+  /** True while inside dispatch(): undici reports a request it will not send (a header it refuses) from there. */
+  dispatching = false;
+  refused = false;
 
   constructor(private readonly res: http.ServerResponse, private readonly where: string,
     private readonly done: (failure: ForwardFailure | null) => void) {
@@ -94,6 +98,10 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onResponseError(controller: Dispatcher.DispatchController, err: Error): void {
     const code = (err as NodeJS.ErrnoException).code;
+    if (this.dispatching && (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED')) {
+      this.refused = true;
+      return;
+    }
     const timedOut = code !== undefined && TIMEOUT_CODES.has(code);
     const failure: ForwardFailure = { status: timedOut ? 504 : 502,
       reason: timedOut ? `origin ${this.where} did not answer in time` : `cannot reach origin ${this.where} (${code ?? err.message})` };
@@ -126,10 +134,15 @@ export class FastForwarder {
     let settle: (failure: ForwardFailure | null) => void = () => undefined;
     const outcome = new Promise<ForwardFailure | null>((resolve) => { settle = resolve; });
     const relay = new ResponseRelay(res, `${host}:${port}`, (failure) => settle(failure));
+    relay.dispatching = true;
     try {
       this.agent.dispatch({ origin: `http://${host}:${port}`, path: originForm(req.url ?? '/'), method: req.method ?? 'GET',
         headers, body: null }, relay);
     } catch {
+      relay.refused = true;
+    }
+    relay.dispatching = false;
+    if (relay.refused) {
       relay.abandon();
       return null;
     }
