@@ -7,9 +7,12 @@
 // Both proxies see the same origin (a separate Node process) and the same managed client (loopback);
 // appfence resolves bench names through its own cache (one upstream query, then hits), Squid from a
 // hosts_file, so neither waits for DNS during the timed runs.
+// CPU per request (µs) and per tunnelled MB (ms) = Δ(utime+stime) of each proxy's process tree from
+// /proc over the run ÷ the work done: steadier than req/s on a shared machine, printed next to it.
+// APPFENCE_NODE_ARGS adds flags to appfence's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +26,34 @@ const ORIGIN_HOST = '127.0.0.2';
 const ALLOWED = 'allowed.bench.example';
 const BLOCKED = 'www.tiktok.com';
 for (const cmd of ['wrk', 'squid']) if (!have(cmd)) { console.log(`skipped: ${cmd} is not installed (Debian package "${cmd}")`); process.exit(0); }
+
+const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+/** BENCH_PARTS=allowed,blocked,connect (default all): e.g. one part under a profiler. */
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'allowed,blocked,connect').split(','));
+const NODE_ARGS = (process.env.APPFENCE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
+/** utime+stime in clock ticks of pid and its descendants (squid forks helpers; all threads count). */
+function cpuTicks(pid) {
+  const parent = new Map();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch { /* gone meanwhile */ }
+  }
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) for (const [p, pp] of parent) if (pp === pids[i]) pids.push(p);
+  let ticks = 0;
+  for (const p of pids) {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch { /* exited */ }
+  }
+  return ticks;
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'appfence-bench-proxy-'));
 chmodSync(dir, 0o777); // squid drops to its own user and writes its logs here
@@ -71,21 +102,24 @@ async function waitForPort(port, host = '127.0.0.1', what = 'server') {
 }
 
 /** wrk through a forward proxy: the request line carries the absolute URI (wrk has no proxy option). */
-function wrk(proxyPort, url) {
+function wrk(proxyPort, url, pid) {
+  const before = pid === undefined ? 0 : cpuTicks(pid);
   const script = join(dir, `wrk-${proxyPort}.lua`);
   const u = new URL(url);
   writeFileSync(script, `wrk.method = "GET"\nwrk.path = "${url}"\nwrk.headers["Host"] = "${u.host}"\n`);
   const out = execFileSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '-s', script, `http://127.0.0.1:${proxyPort}`],
     { encoding: 'utf8', timeout: (SECONDS + 30) * 1000 });
+  const cpuUs = pid === undefined ? 0 : (cpuTicks(pid) - before) * TICK_US;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const errors = /Socket errors:[^\n]*/.exec(out)?.[0] ?? '';
   const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
-  return { rps, non2xx, total, errors };
+  return { rps, non2xx, total, errors, usPerRequest: total > 0 ? cpuUs / total : 0 };
 }
 
 /** Reads TUNNEL_MB through CONNECT (or directly when proxyPort is null); MB/s. */
-function tunnel(proxyPort, targetPort) {
+function tunnel(proxyPort, targetPort, pid) {
+  const before = pid === undefined ? 0 : cpuTicks(pid);
   return new Promise((resolve, reject) => {
     const want = TUNNEL_MB * 1024 * 1024;
     const s = proxyPort === null ? net.connect(targetPort, ORIGIN_HOST) : net.connect(proxyPort, '127.0.0.1');
@@ -104,7 +138,9 @@ function tunnel(proxyPort, targetPort) {
       }
       got += c.length;
     });
-    s.on('close', () => got >= want ? resolve(got / 1048576 / ((performance.now() - start) / 1000)) : reject(new Error(`tunnel closed after ${got} bytes`)));
+    s.on('close', () => got >= want
+      ? resolve({ mbps: got / 1048576 / ((performance.now() - start) / 1000), msPerMb: pid === undefined ? 0 : (cpuTicks(pid) - before) * TICK_US / 1000 / (got / 1048576) })
+      : reject(new Error(`tunnel closed after ${got} bytes`)));
     s.on('error', reject);
   });
 }
@@ -123,7 +159,7 @@ lists: { tiktok: { sources: ["${join(root, 'blocklists/tiktok.txt')}"] } }
 groups: { managed: { subnets: ["127.0.0.0/8"], block: [tiktok] } }
 log: { level: warn, blocks: ${join(dir, 'blocks.log')} }
 `);
-const appfence = spawn(process.execPath, ['--disable-warning=DEP0060', join(root, 'dist/cli.js'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+const appfence = spawn(process.execPath, [...NODE_ARGS, '--disable-warning=DEP0060', join(root, 'dist/cli.js'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
 children.push(appfence);
 
 // Squid: the same list as dstdomain (".name" = the name and everything below, as our plain-domain rules)
@@ -160,27 +196,35 @@ const blockedUrl = `http://${BLOCKED}:${originPort}/`;
 console.log(`wrk: ${CONNECTIONS} keep-alive connections, ${SECONDS} s per run; origin answers "ok" (2 bytes)`);
 const rows = [];
 for (const [label, url, expectBlocked] of [['allowed (200)', allowedUrl, false], ['blocked (403)', blockedUrl, true]]) {
+  if (!PARTS.has(expectBlocked ? 'blocked' : 'allowed')) continue;
   wrk(appfencePort, url); // warm-up: DNS cache, origin connections
-  const a = wrk(appfencePort, url);
-  const s = wrk(squidPort, url);
+  const a = wrk(appfencePort, url, appfence.pid);
+  const s = wrk(squidPort, url, squid.pid);
   for (const [who, r] of [['appfence', a], ['squid', s]]) {
     const wrong = expectBlocked ? r.total - r.non2xx : r.non2xx;
     if (wrong > 0) console.log(`  warning: ${who} answered ${wrong} of ${r.total} requests unexpectedly (${expectBlocked ? 'not blocked' : 'non-2xx'})`);
     if (r.errors) console.log(`  ${who}: ${r.errors}`);
   }
-  rows.push({ label, a: a.rps, s: s.rps });
+  rows.push({ label, a, s });
 }
-for (const r of rows) {
-  console.log(`${r.label.padEnd(14)} appfence ${r.a.toFixed(0).padStart(7)} req/s   squid ${r.s.toFixed(0).padStart(7)} req/s   ratio ${(r.a / r.s).toFixed(2)}x`);
+for (const { label, a, s } of rows) {
+  console.log(`${label.padEnd(14)} appfence ${a.rps.toFixed(0).padStart(7)} req/s ${a.usPerRequest.toFixed(1).padStart(6)} µs CPU/req   ` +
+    `squid ${s.rps.toFixed(0).padStart(7)} req/s ${s.usPerRequest.toFixed(1).padStart(6)} µs CPU/req   ` +
+    `ratio ${(a.rps / s.rps).toFixed(2)}x req/s, ${(s.usPerRequest / a.usPerRequest).toFixed(2)}x CPU (squid µs ÷ appfence µs)`);
 }
 
-const direct = await tunnel(null, tunnelPort);
-const viaAppfence = await tunnel(appfencePort, tunnelPort);
-const viaSquid = await tunnel(squidPort, tunnelPort);
-console.log(`CONNECT ${TUNNEL_MB} MB download: direct ${direct.toFixed(0)} MB/s, appfence ${viaAppfence.toFixed(0)} MB/s ` +
-  `(${(viaAppfence / direct).toFixed(2)}x direct), squid ${viaSquid.toFixed(0)} MB/s (${(viaSquid / direct).toFixed(2)}x direct)`);
+if (PARTS.has('connect')) {
+const direct = (await tunnel(null, tunnelPort)).mbps;
+const viaAppfence = await tunnel(appfencePort, tunnelPort, appfence.pid);
+const viaSquid = await tunnel(squidPort, tunnelPort, squid.pid);
+console.log(`CONNECT ${TUNNEL_MB} MB download: direct ${direct.toFixed(0)} MB/s, appfence ${viaAppfence.mbps.toFixed(0)} MB/s ` +
+  `(${(viaAppfence.mbps / direct).toFixed(2)}x direct, ${viaAppfence.msPerMb.toFixed(2)} ms CPU/MB), squid ${viaSquid.mbps.toFixed(0)} MB/s ` +
+  `(${(viaSquid.mbps / direct).toFixed(2)}x direct, ${viaSquid.msPerMb.toFixed(2)} ms CPU/MB)`);
+}
+console.log(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
 
 squid.kill('SIGTERM');
 appfence.kill('SIGTERM');
-await sleep(300);
+// a profiler writes its file on exit
+await (NODE_ARGS.length > 0 ? new Promise((res) => appfence.once('exit', res)) : sleep(300));
 process.exit(0);

@@ -25,8 +25,6 @@ export interface ProxyServices {
   context(): DecisionContext;
   /** The running proxy section (connectPorts, blockPage, pacHost may change on reload). */
   proxyConfig(): ProxyConfig;
-  /** log.queries: one "query" line per allowed request too. */
-  logQueries(): boolean;
   readonly blockLog: BlockLog;
   readonly stats: ProxyStats;
   readonly guard: SelfGuard;
@@ -160,7 +158,8 @@ export class ProxyHandler {
   }
 
   private logQuery(peer: ProxyPeer, target: Target, o: Extract<ProxyOutcome, { kind: 'allowed' }>): void {
-    if (this.services.logQueries()) this.services.blockLog.query(peer.proto, this.event(peer, target, o, 'forward'));
+    // the group's logQueries (validation resolved it from log.queries when the group has none), as DNS does
+    if (o.group.logQueries) this.services.blockLog.query(peer.proto, this.event(peer, target, o, 'forward'));
   }
 
   /** Origin-form requests are for the proxy itself: the PAC file, nothing else. */

@@ -348,7 +348,6 @@ export class Runtime {
     const handler = new ProxyHandler({
       context: () => this.gen,
       proxyConfig: () => this.gen.config.proxy ?? proxy,
-      logQueries: () => this.gen.config.log.queries,
       blockLog: this.blockLog,
       stats: this.proxyStats,
       guard,

@@ -4,14 +4,16 @@
 // identified by its device certificate (via "cert", device CN in the block log).
 import t from 'tap';
 import net from 'node:net';
+import tls from 'node:tls';
 import { readFileSync, copyFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createTestPki, cityDevices, type TestPki, type Issued } from '../helpers/certs.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { startServer, type Started } from '../helpers/start-server.js';
-import { startOrigin, startTarget, type Origin, type Target } from '../helpers/origin.js';
+import { startOrigin, startStalledListener, startTarget, type Origin, type Target } from '../helpers/origin.js';
 import { curl, rawExchange } from '../helpers/curl.js';
+import { loadConfig } from '../../src/config/load.js';
 
 const MANAGED = '127.0.10.8';
 const HOTEL = '127.0.20.8';
@@ -23,6 +25,7 @@ let up: FakeUpstream;
 let tlsOrigin: Origin;
 let plain: Origin;
 let target: Target;
+let stalled: Target;
 let srv: Started;
 let proxyPort: number;
 let tlsPort: number;
@@ -36,19 +39,21 @@ t.before(async () => {
   tlsOrigin = await startOrigin('127.0.0.5', 'Secure origin', serverTls);
   plain = await startOrigin('127.0.0.5');
   target = await startTarget('127.0.0.4');
+  stalled = await startStalledListener('127.0.0.6');
   up = await startFakeUpstream({ zone: {
     'secure.example.org A': A('127.0.0.5'),
     'www.tiktok.com A': A('127.0.0.5'),
     'plain.example.org A': A('127.0.0.5'),
     'target.example.org A': A('127.0.0.4'),
     'down.example.org A': A('127.0.0.3'),
+    'stalled.example.org A': A('127.0.0.6'),
   } });
   srv = await startServer((dir) => `
 dns: { listen: ["127.0.0.1:0"], upstreams: ["127.0.0.1:${up.port}"], timeoutMs: 400 }
 proxy:
   listen: ["127.0.0.1:0"]
   tls: { listen: ["127.0.0.1:0"], cert: ${join(dir, 'server.pem')}, key: ${join(dir, 'server-key.pem')} }
-  connectPorts: [${tlsOrigin.port}, ${target.port}]
+  connectPorts: [${tlsOrigin.port}, ${target.port}, ${stalled.port}]
   maxTunnelsPerClient: 3
   connectTimeoutMs: 600
 clientCerts: { ca: ${join(dir, 'device-ca.pem')} }
@@ -70,12 +75,12 @@ log: { level: silent }
 });
 t.teardown(async () => {
   await srv.close();
-  await Promise.all([up.close(), tlsOrigin.close(), plain.close(), target.close()]);
+  await Promise.all([up.close(), tlsOrigin.close(), plain.close(), target.close(), stalled.close()]);
   await rm(pki.dir, { recursive: true, force: true });
 });
 
-const connect = (from: string, authority: string) =>
-  rawExchange(proxyPort, `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`, from, '127.0.0.1', 1500, true);
+const connect = (from: string, authority: string, waitMs = 1500) =>
+  rawExchange(proxyPort, `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`, from, '127.0.0.1', waitMs, true);
 
 t.test('curl through a CONNECT tunnel reaches an HTTPS origin; a managed device is refused with 403 and no tunnel', async (t) => {
   const ok = await curl(['-x', `http://127.0.0.1:${proxyPort}`, '--interface', HOTEL, '-k', `https://secure.example.org:${tlsOrigin.port}/x`]);
@@ -115,6 +120,23 @@ t.test('connectPorts, malformed CONNECT, target failures', async (t) => {
   t.match(await connect('127.0.30.1', `target.example.org:${target.port}`), /^HTTP\/1\.1 403 [\s\S]*access denied/);
 });
 
+t.test('a target that never completes the handshake: 504 with a short text after connectTimeoutMs; refused: 502', async (t) => {
+  const errorsBefore = srv.runtime.proxyStats.error;
+  const started = Date.now();
+  const slow = await connect(HOTEL, `stalled.example.org:${stalled.port}`, 10_000);
+  const waited = Date.now() - started;
+  t.match(slow, /^HTTP\/1\.1 504 Gateway Timeout\r\n/);
+  t.match(slow, `target 127.0.0.6:${stalled.port} did not accept in time`);
+  t.notMatch(slow, /200 Connection Established/);
+  t.ok(waited >= 500, `answered after the connect timeout (600 ms), not before: ${waited} ms`);
+  const body = slow.split('\r\n\r\n')[1] ?? '';
+  t.ok(body.length > 0 && body.length < 200, 'a short text body');
+  const refused = await connect(HOTEL, `down.example.org:${target.port}`);
+  t.match(refused, /^HTTP\/1\.1 502 Bad Gateway\r\n[\s\S]*\r\n\r\ncannot connect to 127\.0\.0\.3:\d+ \(ECONNREFUSED\)\n$/);
+  t.equal(srv.runtime.proxyStats.error, errorsBefore + 2, 'both count as errors');
+  t.match(await connect(HOTEL, `target.example.org:${target.port}`), /^HTTP\/1\.1 200 /, 'other tunnels unaffected');
+});
+
 t.test('no more than maxTunnelsPerClient tunnels per address; others unaffected', async (t) => {
   const open: net.Socket[] = [];
   for (let i = 0; i < 3; i++) {
@@ -147,4 +169,44 @@ t.test('TLS proxy: a device certificate identifies the laptop at a hotel (via "c
   t.match(fake.body, 'Origin page');
   const pac = await curl(['--cacert', pki.serverCa.cert, `https://127.0.0.1:${tlsPort}/proxy.pac`]);
   t.match(pac.body, `HTTPS 127.0.0.1:${tlsPort}`);
+});
+
+t.test('a reload swaps the TLS proxy\'s server certificate for new connections; an open tunnel keeps running', async (t) => {
+  const renewed = await pki.device({ cn: 'proxy renewed', clientAuth: false });
+  const open = (): Promise<tls.TLSSocket> => new Promise((resolve, reject) => {
+    const s = tls.connect({ socket: net.connect({ port: tlsPort, host: '127.0.0.1', localAddress: HOTEL }), rejectUnauthorized: false }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const subject = (s: tls.TLSSocket) => s.getPeerCertificate().subject.CN;
+  /** Sends `bytes` on `s` and waits until `expect` came back through the tunnel. */
+  const echo = (s: tls.TLSSocket, bytes: string, expect: string, got: { text: string }) => new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${expect}; got ${JSON.stringify(got.text)}`)), 3000);
+    const check = () => { if (got.text.includes(expect)) { clearTimeout(timer); s.off('data', check); resolve(); } };
+    s.on('data', check);
+    s.write(bytes);
+  });
+
+  const old = await open();
+  t.equal(subject(old), 'localhost', 'certificate A before the reload');
+  const received = { text: '' };
+  old.on('data', (c: Buffer) => { received.text += c.toString('latin1'); });
+  await echo(old, `CONNECT target.example.org:${target.port} HTTP/1.1\r\nHost: x\r\n\r\nbefore\n`, 'before\n', received);
+  t.match(received.text, /^HTTP\/1\.1 200 Connection Established\r\n\r\nhello from target\n/);
+
+  copyFileSync(renewed.cert, join(srv.dir, 'server.pem'));
+  copyFileSync(renewed.key, join(srv.dir, 'server-key.pem'));
+  t.equal(await srv.runtime.reload(() => loadConfig(join(srv.dir, 'appfence.yaml'))), null);
+  const fresh = await open();
+  t.equal(subject(fresh), 'proxy renewed', 'certificate B on a connection made after the reload');
+  fresh.destroy();
+  const pac = await curl(['-k', '-v', `https://127.0.0.1:${tlsPort}/proxy.pac`]);
+  t.match(pac.stderr, /subject: CN=proxy renewed/, 'curl sees certificate B too');
+
+  await echo(old, 'after the reload\n', 'before\nafter the reload\n', received);
+  t.equal(subject(old), 'localhost', 'the open tunnel still runs on its TLS session with certificate A');
+  old.destroy();
+
+  copyFileSync(pki.server.cert, join(srv.dir, 'server.pem'));
+  copyFileSync(pki.server.key, join(srv.dir, 'server-key.pem'));
+  t.equal(await srv.runtime.reload(() => loadConfig(join(srv.dir, 'appfence.yaml'))), null);
 });

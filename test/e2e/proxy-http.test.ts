@@ -183,3 +183,47 @@ t.test('a reload applies new proxy settings (pacHost, contact) without a restart
   const r = await via(MANAGED, 'http://www.tiktok.com/');
   t.match(r.body, 'ext. 9999');
 });
+
+t.test('query lines follow groups.<g>.logQueries over log.queries, as DNS query lines do', async (t) => {
+  const queryLines = () => srv.events().filter((e) => e['event'] === 'query');
+  const groups = 'groups: { city: { subnets: ["127.0.10.0/24"], block: [tiktok] } }';
+  const page = `http://allowed.example.org:${origin.port}/logged`;
+  // log.queries on, the guests' group off
+  let path = srv.writeConfig(yaml().replace('log: { level: silent }', 'log: { level: silent, queries: true }')
+    .replace(groups, 'groups:\n  city: { subnets: ["127.0.10.0/24"], block: [tiktok], logQueries: true }\n  guests: { subnets: ["127.0.20.0/24"], logQueries: false }'));
+  t.equal(await srv.runtime.reload(() => loadConfig(path)), null);
+  let before = queryLines().length;
+  t.equal((await via(GUEST, page)).status, 200);
+  t.equal((await via(MANAGED, page)).status, 200);
+  t.match(queryLines().slice(before), [{ event: 'query', proto: 'http', client: MANAGED, group: 'city', name: 'allowed.example.org', answer: 'forward' }],
+    'log.queries on: the city device is logged, the guests (logQueries: false) are not');
+  t.equal(queryLines().slice(before).length, 1);
+
+  // log.queries off, the city group on
+  path = srv.writeConfig(yaml().replace(groups,
+    'groups:\n  city: { subnets: ["127.0.10.0/24"], block: [tiktok], logQueries: true }\n  guests: { subnets: ["127.0.20.0/24"] }'));
+  t.equal(await srv.runtime.reload(() => loadConfig(path)), null);
+  before = queryLines().length;
+  t.equal((await via(GUEST, page)).status, 200);
+  t.equal((await via(MANAGED, page)).status, 200);
+  t.match(queryLines().slice(before), [{ proto: 'http', client: MANAGED, group: 'city' }], 'log.queries off: only the group that asks for it');
+  t.equal(queryLines().slice(before).length, 1);
+  path = srv.writeConfig(yaml());
+  t.equal(await srv.runtime.reload(() => loadConfig(path)), null);
+});
+
+t.test('bodiless requests (the undici path): HEAD, the path sent as written, Connection: close honoured', async (t) => {
+  const head = await via(GUEST, `http://allowed.example.org:${origin.port}/head`, '-I');
+  t.equal(head.status, 200);
+  t.notMatch(head.body, /<html|Origin page/, 'no body on HEAD');
+  t.ok(Number(head.headers['content-length']) > 0, 'the origin\'s content-length is passed on');
+  t.equal(origin.seen.at(-1)!.method, 'HEAD');
+  await via(GUEST, `http://allowed.example.org:${origin.port}/a/../b;p?x=1#frag`, '--path-as-is');
+  t.equal(origin.seen.at(-1)!.url, '/a/../b;p?x=1', 'no dot-segment rewriting, no fragment');
+  const port = srv.runtime.ports.proxy[0]!;
+  const raw = await rawExchange(port, `GET http://allowed.example.org:${origin.port}?only HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, GUEST);
+  t.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
+  t.match(raw, /\r\nconnection: close\r\n/i, 'the client asked to close: told so, and closed (rawExchange saw the end)');
+  t.equal(origin.seen.at(-1)!.url, '/?only');
+  t.notMatch(raw, /keep-alive: timeout/i);
+});

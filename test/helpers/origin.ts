@@ -9,6 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
+import { spawn } from 'node:child_process';
 
 export interface Seen { method: string; url: string; headers: http.IncomingHttpHeaders; bodyBytes: number; remote: string }
 
@@ -93,4 +94,31 @@ export async function startTarget(host = '127.0.0.4', tlsOptions?: tls.TlsOption
   server.on('connection', (s: net.Socket) => { sockets.add(s); s.once('close', () => sockets.delete(s)); });
   const port = await listen(server, host);
   return { host, port, close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }) };
+}
+
+/**
+ * A TCP port on `host` whose TCP handshake never completes: a child process listens with backlog 1
+ * and then blocks its event loop, so it never accepts; `fill()` queues connections until the
+ * kernel's accept queue is full, after which the kernel drops every new SYN and a connect() to the
+ * port hangs until the caller's own timeout (loopback only, no firewall rule needed).
+ */
+export async function startStalledListener(host = '127.0.0.6'): Promise<Target> {
+  const code = `const s = require('node:net').createServer().listen({ port: 0, host: ${JSON.stringify(host)}, backlog: 1 }, () => {
+    process.stdout.write(s.address().port + '\\n');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000);
+  });`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+  });
+  // more than backlog + 1 connections: the queue holds what it can, the rest stay in SYN-SENT
+  const fillers: net.Socket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const s = net.connect({ port, host });
+    s.on('error', () => s.destroy());
+    fillers.push(s);
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  return { host, port, close: async () => { for (const s of fillers) s.destroy(); child.kill('SIGKILL'); } };
 }
