@@ -21,8 +21,8 @@
 // which depends on what else runs on the client's core; both are printed, with each round.
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { startUpstream, freePort, sleep, have } from './lib.mjs';
-import { mkdtempSync, readFileSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
+import { startUpstream, freePort, sleep, have, cpuTicks, rssMb } from './lib.mjs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,34 +59,6 @@ const cachedFile = join(dir, 'cached.txt');
 writeFileSync(cachedFile, Array.from({ length: 1000 }, (_, i) => `www${i}.bench.example A`).join('\n') + '\n');
 
 // ---- measuring ------------------------------------------------------------------------------
-/** pid and every descendant (cluster workers), from /proc. */
-function tree(pid) {
-  const parent = new Map();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch { /* gone meanwhile */ }
-  }
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) for (const [p, pp] of parent) if (pp === out[i]) out.push(p);
-  return out;
-}
-/** utime+stime in clock ticks of the process tree (all threads: /proc/PID/stat sums them). */
-function cpuTicks(pid) {
-  let ticks = 0;
-  for (const p of tree(pid)) {
-    try {
-      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch { /* exited */ }
-  }
-  return ticks;
-}
-const rssMb = (pid) => tree(pid).reduce((n, p) => {
-  try { return n + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) / 1024; } catch { return n; }
-}, 0);
 
 // async: the fake upstream lives in this process and must keep answering while dnsperf runs
 async function dnsperf(port, file, seconds, pid) {

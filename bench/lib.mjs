@@ -2,6 +2,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Answers every question with one A record 192.0.2.1, TTL one day (so cache hits stay hits). */
 export function startUpstream() {
@@ -32,3 +33,36 @@ export function wireQuery(line, id = 0) {
   q[o++] = 0; q.writeUInt16BE(type === 'AAAA' ? 28 : 1, o); q.writeUInt16BE(1, o + 2);
   return q;
 }
+
+/** pid and every descendant (cluster workers, squid's helpers), from /proc. */
+export function processTree(pid) {
+  const parent = new Map();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch { /* gone meanwhile */ }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [p, pp] of parent) if (pp === out[i]) out.push(p);
+  return out;
+}
+
+/** utime+stime in clock ticks of the process tree (all threads: /proc/PID/stat sums them). */
+export function cpuTicks(pid) {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch { /* exited */ }
+  }
+  return ticks;
+}
+
+/** Resident memory of the process tree, MB. */
+export const rssMb = (pid) => processTree(pid).reduce((n, p) => {
+  try { return n + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) / 1024; } catch { return n; }
+}, 0);

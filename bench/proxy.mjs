@@ -12,11 +12,11 @@
 // APPFENCE_NODE_ARGS adds flags to appfence's node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, sleep, have } from './lib.mjs';
+import { freePort, sleep, have, cpuTicks } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -32,28 +32,6 @@ const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'u
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'allowed,blocked,connect').split(','));
 const NODE_ARGS = (process.env.APPFENCE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
-/** utime+stime in clock ticks of pid and its descendants (squid forks helpers; all threads count). */
-function cpuTicks(pid) {
-  const parent = new Map();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch { /* gone meanwhile */ }
-  }
-  const pids = [pid];
-  for (let i = 0; i < pids.length; i++) for (const [p, pp] of parent) if (pp === pids[i]) pids.push(p);
-  let ticks = 0;
-  for (const p of pids) {
-    try {
-      const f = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch { /* exited */ }
-  }
-  return ticks;
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'appfence-bench-proxy-'));
 chmodSync(dir, 0o777); // squid drops to its own user and writes its logs here

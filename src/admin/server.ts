@@ -97,6 +97,13 @@ export class AdminServer {
     for (const s of this.sockets) s.destroy();
   }
 
+  /** Stop: no new connections, open ones (idle keep-alives included) ended now. */
+  async close(): Promise<void> {
+    const closed = this.stopAccepting();
+    this.closeConnections();
+    await closed;
+  }
+
   private route(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://admin.invalid');
     const method = req.method ?? 'GET';

@@ -149,10 +149,7 @@ export class Observability {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.admin === null) return;
-    const closed = this.admin.stopAccepting();
-    this.admin.closeConnections();
-    await closed;
+    await this.admin?.close();
     this.admin = null;
   }
 
